@@ -1,0 +1,174 @@
+"""Training speed of the classify recipe's defaults vs a plain Trainer set up as HF's text-classification example.
+
+Both train the same model on the same rows with the same batch size, learning rate, epochs and seed; what differs
+is what the recipe does by default:
+
+    recipe  dynamic padding (each batch padded to its longest row) + length-grouped batches
+            (train_sampling_strategy="group_by_length"), fp32
+    plain   every row padded to max_seq_length=128 (run_classification.py's pad_to_max_length default),
+            random batches, fp32, default_data_collator
+
+Each variant runs in its own subprocess (so peak RSS is its own); the variants alternate for --repeats rounds.
+Prints training samples/s, wall time of the training loop, peak RSS and validation accuracy, and the ratios.
+
+    python benchmarks/classify_speed.py                       # SST-2 from ../shared (2,000 train rows, dev 872)
+    python benchmarks/classify_speed.py --dataset bbc_news    # offline BBC News (long texts: little to gain)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SST2 = os.path.join(REPO, "..", "shared", "datasets", "sst2")
+
+
+def load_data(dataset: str, n_train: int, seed: int):
+    from nlp_transfer.data import load_raw_datasets, prepare_classification
+
+    if dataset == "sst2":
+        raw = load_raw_datasets(
+            train_file=os.path.join(SST2, "train.tsv.gz"), validation_file=os.path.join(SST2, "dev.tsv.gz")
+        )
+        return prepare_classification(raw, text_column="sentence", max_train_samples=n_train, seed=seed)
+    raw = load_raw_datasets(dataset_name="builtin:bbc_news")
+    return prepare_classification(raw, max_train_samples=n_train, seed=seed)
+
+
+def child(variant: str, args) -> dict:
+    import torch
+    from transformers import (
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        default_data_collator,
+        set_seed,
+    )
+    from transformers import logging as hf_logging
+
+    from nlp_transfer.data import tokenize_classification
+    from nlp_transfer.metrics import make_compute_metrics
+    from nlp_transfer.modeling import load_sequence_classifier, load_tokenizer, resolve_model_path
+
+    hf_logging.set_verbosity_error()
+    torch.set_num_threads(os.cpu_count() or 1)
+    set_seed(args.seed)
+    dd, labels = load_data(args.dataset, args.train_samples, args.seed)
+    path = resolve_model_path(args.model)
+    tok = load_tokenizer(path)
+    model = load_sequence_classifier(
+        path, num_labels=labels.num_labels, id2label=labels.id2label, label2id=labels.label2id,
+        problem_type=labels.problem_type, pad_token_id=tok.pad_token_id,
+    )
+    recipe = variant == "recipe"
+    data = tokenize_classification(dd, tok, max_seq_length=args.max_seq_length, pad_to_max_length=not recipe)
+    targs = TrainingArguments(
+        output_dir=os.path.join("/tmp", f"classify_speed_{variant}"),
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=64,
+        learning_rate=5e-5,
+        num_train_epochs=args.epochs,
+        seed=args.seed,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        logging_steps=50,
+        disable_tqdm=True,
+        dataloader_pin_memory=False,
+        train_sampling_strategy="group_by_length" if recipe else "random",
+    )
+    trainer = Trainer(
+        model=model,
+        args=targs,
+        train_dataset=data["train"],
+        eval_dataset=data["validation"],
+        data_collator=DataCollatorWithPadding(tok) if recipe else default_data_collator,
+        compute_metrics=make_compute_metrics(labels.problem_type),
+    )
+    t0 = time.perf_counter()
+    out = trainer.train()
+    wall = time.perf_counter() - t0
+    ev = trainer.evaluate()
+    tokens = sum(data["train"]["length"]) if recipe else len(data["train"]) * args.max_seq_length
+    return {
+        "variant": variant,
+        "train_samples_per_second": out.metrics["train_samples_per_second"],
+        "train_wall_s": wall,
+        "padded_tokens_per_epoch": tokens,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "eval_accuracy": ev["eval_accuracy"],
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", choices=["sst2", "bbc_news"], default="sst2")
+    p.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
+    p.add_argument("--train_samples", type=int, default=2000)
+    p.add_argument("--epochs", type=float, default=1)
+    p.add_argument("--batch_size", type=int, default=16)
+    p.add_argument("--max_seq_length", type=int, default=128)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--repeats", type=int, default=1, help="alternating rounds of (plain, recipe)")
+    p.add_argument("--json", default=os.path.join(REPO, "benchmarks", "classify_speed.json"))
+    p.add_argument("--child", choices=["recipe", "plain"], help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        print("RESULT " + json.dumps(child(args.child, args)), flush=True)
+        return
+    if args.dataset == "sst2" and not os.path.isdir(SST2):
+        sys.exit(f"SST-2 not found at {SST2}: use --dataset bbc_news")
+
+    runs: dict[str, list[dict]] = {"plain": [], "recipe": []}
+    for _ in range(args.repeats):
+        for variant in ("plain", "recipe"):
+            cmd = [sys.executable, __file__, "--child", variant] + [
+                a for a in sys.argv[1:] if not a.startswith("--json")
+            ]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+            line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+            if proc.returncode != 0 or not line:
+                sys.exit(f"{variant} run failed:\n{proc.stderr[-3000:]}")
+            runs[variant].append(json.loads(line[0][7:]))
+            print(f"{variant:>6}: {runs[variant][-1]}", flush=True)
+
+    def mean(v, k):
+        return sum(r[k] for r in runs[v]) / len(runs[v])
+
+    keys = ["train_samples_per_second", "train_wall_s", "peak_rss_mb", "eval_accuracy", "padded_tokens_per_epoch"]
+    summary = {v: {k: mean(v, k) for k in keys} for v in runs}
+    ratio = {
+        "speedup_samples_per_second": summary["recipe"]["train_samples_per_second"]
+        / summary["plain"]["train_samples_per_second"],
+        "wall_time_ratio_plain_over_recipe": summary["plain"]["train_wall_s"] / summary["recipe"]["train_wall_s"],
+        "peak_rss_ratio_recipe_over_plain": summary["recipe"]["peak_rss_mb"] / summary["plain"]["peak_rss_mb"],
+        "accuracy_difference_recipe_minus_plain": summary["recipe"]["eval_accuracy"] - summary["plain"]["eval_accuracy"],
+    }
+    print(f"\n{'':>8} {'samples/s':>10} {'train wall s':>13} {'peak RSS MB':>12} {'accuracy':>9} {'tokens/epoch':>13}")
+    for v in ("plain", "recipe"):
+        s = summary[v]
+        print(f"{v:>8} {s['train_samples_per_second']:>10.1f} {s['train_wall_s']:>13.1f} {s['peak_rss_mb']:>12.0f} "
+              f"{s['eval_accuracy']:>9.4f} {s['padded_tokens_per_epoch']:>13.0f}")
+    print("\n" + "\n".join(f"{k}: {v:.3f}" for k, v in ratio.items()))
+    record = {
+        "command": "python " + " ".join([os.path.relpath(__file__, REPO)] + sys.argv[1:]),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+        "args": {k: v for k, v in vars(args).items() if k not in ("child", "json")},
+        "runs": runs,
+        "summary": summary,
+        "ratios": ratio,
+    }
+    with open(args.json, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2)
+    print(f"\nwritten to {args.json}")
+
+
+if __name__ == "__main__":
+    main()

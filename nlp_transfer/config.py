@@ -1,0 +1,266 @@
+"""Argument dataclasses and the parser every recipe uses: defaults < ``--config`` YAML < CLI flags.
+
+Training hyper-parameters (learning rate, epochs, batch size, precision, logging, saving, resuming, ...) are
+`transformers.TrainingArguments`; this module only declares what TrainingArguments does not cover.
+Unknown keys, in the YAML file or on the command line, are errors that name the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+from transformers import HfArgumentParser, TrainingArguments
+
+from .errors import NLPTransferError
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+Strategy = Literal["full", "frozen", "partial", "lora"]
+
+
+@dataclass
+class ModelArguments:
+    """Which pretrained checkpoint to start from and how to transfer it."""
+
+    model_name_or_path: str = field(
+        default=DEFAULT_MODEL,
+        metadata={
+            "help": "Local folder or Hub id of the pretrained checkpoint. Hub ids that nlp_transfer ships an offline "
+            f"copy of (e.g. {DEFAULT_MODEL}) load from that copy without a network."
+        },
+    )
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer, if not the model's own."})
+    model_revision: str = field(default="main", metadata={"help": "Hub branch, tag or commit of the model."})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Run custom modelling code from the checkpoint. Off unless you ask."}
+    )
+    strategy: Strategy = field(
+        default="full",
+        metadata={
+            "help": "full: train every weight. frozen: feature extraction, backbone frozen, new head trained. "
+            "partial: embeddings and the bottom --num_frozen_layers layers frozen. lora: PEFT LoRA adapters plus "
+            "the head."
+        },
+    )
+    num_frozen_layers: int | None = field(
+        default=None, metadata={"help": "partial: how many bottom layers to freeze (default: half of them)."}
+    )
+    lora_r: int = field(default=8, metadata={"help": "lora: rank of the update matrices."})
+    lora_alpha: int = field(default=16, metadata={"help": "lora: scaling numerator (scale = alpha / r)."})
+    lora_dropout: float = field(default=0.1, metadata={"help": "lora: dropout on the adapter input."})
+    lora_target_modules: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "lora: module names to adapt. Default: PEFT's per-architecture choice (query/value for BERT, "
+            "c_attn for GPT-2, q_proj/v_proj for Llama, ...), else all linear layers.",
+            "nargs": "+",
+        },
+    )
+    merge_lora: bool = field(
+        default=False, metadata={"help": "lora: also write a merged standalone model to <output_dir>/merged."}
+    )
+    save_base_model: bool = field(
+        default=True,
+        metadata={
+            "help": "lora: also write the (unchanged) base weights next to the adapter, so plain "
+            "pipeline(model=output_dir) works with no access to the base checkpoint. false writes only adapter + "
+            "head + config; load it with PeftModel.from_pretrained(base, output_dir)."
+        },
+    )
+
+
+@dataclass
+class DataArguments:
+    """Where the data comes from and which columns mean what."""
+
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Hub dataset id, or builtin:<name> for a dataset nlp_transfer can build offline "
+            "(builtin:bbc_news). Default when no --train_file is given either: builtin:bbc_news."
+        },
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Hub dataset configuration."})
+    train_file: str | None = field(
+        default=None, metadata={"help": "csv, tsv, json, jsonl or parquet (optionally .gz) with the training rows."}
+    )
+    validation_file: str | None = field(default=None, metadata={"help": "Validation rows, same formats."})
+    test_file: str | None = field(default=None, metadata={"help": "Test rows, same formats."})
+    text_column: str = field(default="text", metadata={"help": "Column with the text."})
+    text_pair_column: str | None = field(
+        default=None, metadata={"help": "Second text column for sentence-pair tasks (NLI, paraphrase)."}
+    )
+    label_column: str = field(default="label", metadata={"help": "Column with the label."})
+    class_names: list[str] | None = field(
+        default=None,
+        metadata={"help": "Names for integer labels 0..K-1, in order (e.g. negative positive).", "nargs": "+"},
+    )
+    problem_type: Literal["auto", "single_label_classification", "multi_label_classification", "regression"] = field(
+        default="auto",
+        metadata={"help": "auto: list labels -> multi-label, non-integer numbers -> regression, else single-label."},
+    )
+    label_separator: str | None = field(
+        default=None,
+        metadata={"help": "multi-label in csv/tsv: the separator inside the label cell (e.g. '|')."},
+    )
+    validation_split: float = field(
+        default=0.1,
+        metadata={"help": "Fraction of train held out (seeded, stratified) when there is no validation split."},
+    )
+    test_split: float = field(
+        default=0.0,
+        metadata={"help": "Fraction of train held out as a test split when there is none (0 = no test split)."},
+    )
+    max_seq_length: int = field(default=128, metadata={"help": "Longer inputs are truncated to this many tokens."})
+    pad_to_max_length: bool = field(
+        default=False,
+        metadata={"help": "Pad every input to max_seq_length (slower); default pads each batch to its longest."},
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use at most this many training rows."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use at most this many validation rows."})
+    max_test_samples: int | None = field(default=None, metadata={"help": "Use at most this many test rows."})
+
+
+@dataclass
+class TransferTrainingArguments(TrainingArguments):
+    """`transformers.TrainingArguments` plus the output-folder policy of nlp_transfer."""
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Replace what an existing --output_dir holds. Without it a non-empty folder is refused."},
+    )
+
+
+def _dataclass_keys(types) -> set[str]:
+    return {f.name for t in types for f in dataclasses.fields(t) if f.init}
+
+
+class _Parser(HfArgumentParser):
+    """HfArgumentParser whose errors become NLPTransferError (one line, no usage dump)."""
+
+    def error(self, message):  # argparse calls this for bad values and unknown choices
+        raise NLPTransferError(f"{message} (see --help)")
+
+
+def _read_yaml(path: str) -> dict[str, Any]:
+    if not os.path.isfile(path):
+        raise NLPTransferError(f"config file not found: {path} (check the path passed to --config)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise NLPTransferError(f"config file {path} is not valid YAML ({first}): fix the syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise NLPTransferError(f"config file {path} must be a mapping of option: value, got {type(data).__name__}")
+    return data
+
+
+def _explicit_flags(argv: list[str], known: set[str]) -> set[str]:
+    keys = set()
+    for a in argv:
+        if a.startswith("--"):
+            k = a[2:].split("=", 1)[0].replace("-", "_")
+            if k.startswith("no_") and k[3:] in known:
+                k = k[3:]
+            keys.add(k)
+    return keys
+
+
+def parse_args(
+    dataclass_types: tuple,
+    argv: list[str] | None = None,
+    *,
+    defaults: dict[str, Any] | None = None,
+    description: str | None = None,
+    prog: str | None = None,
+) -> tuple[tuple, set[str]]:
+    """Parse recipe arguments with the precedence recipe defaults < ``--config`` YAML < command-line flags.
+
+    Args:
+        dataclass_types (`tuple`):
+            The argument dataclasses (e.g. ``(ModelArguments, DataArguments, TransferTrainingArguments)``).
+        argv (`list[str]`, *optional*, defaults to `sys.argv[1:]`):
+            Command-line arguments.
+        defaults (`dict`, *optional*):
+            Recipe-specific defaults that replace the dataclass defaults (lowest precedence).
+        description (`str`, *optional*):
+            Shown by ``--help``.
+        prog (`str`, *optional*):
+            Program name shown by ``--help``.
+
+    Returns:
+        `(instances, explicit)`: the dataclass instances in order, and the set of option names the user set
+        explicitly (in the YAML file or on the command line), so recipes can pick strategy-aware defaults.
+
+    Raises:
+        `NLPTransferError`: unknown keys (named), invalid values, unreadable config files.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    known = _dataclass_keys(dataclass_types)
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=None)
+    pre_ns, _ = pre.parse_known_args(argv)
+    file_values = _read_yaml(pre_ns.config) if pre_ns.config else {}
+    unknown = sorted(set(file_values) - known)
+    if unknown:
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(k, known, n=1)
+            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise NLPTransferError(
+            f"unknown key(s) in {pre_ns.config}: {', '.join(hints)}; remove or rename them (see --help)"
+        )
+
+    parser = _Parser(
+        dataclass_types, prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", default=None, help="YAML file of option: value pairs; CLI flags override it.")
+    merged = {**(defaults or {}), **file_values}
+    # argparse converts string defaults with the option's type, so YAML strings like "3e-5" become floats.
+    parser.set_defaults(**{k: v for k, v in merged.items()})
+    try:
+        parsed = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    except ValueError as e:  # TrainingArguments.__post_init__ validation
+        raise NLPTransferError(f"invalid arguments: {str(e).splitlines()[0]}") from None
+    *instances, remaining = parsed
+    instances = [x for x in instances if not isinstance(x, argparse.Namespace)]
+    if remaining:
+        flags = [r for r in remaining if r.startswith("-")] or remaining
+        close = difflib.get_close_matches(flags[0].lstrip("-").replace("-", "_"), known, n=1)
+        hint = f" (did you mean --{close[0]}?)" if close else ""
+        raise NLPTransferError(f"unknown argument(s): {' '.join(remaining)}{hint}; see --help")
+    explicit = set(file_values) | _explicit_flags(argv, known)
+    return tuple(instances), explicit
+
+
+def to_serialisable(*instances) -> dict[str, Any]:
+    """The resolved configuration as plain data (for ``run_config.yaml``); tokens are never included."""
+    out: dict[str, Any] = {}
+    keys = _dataclass_keys(type(i) for i in instances)
+    for inst in instances:
+        if isinstance(inst, TrainingArguments):
+            d = inst.to_dict()  # masks *_token fields
+        else:
+            d = dataclasses.asdict(inst)
+        for k, v in d.items():
+            if k not in keys or k.endswith("_token") or k == "resume_from_checkpoint":
+                continue
+            if isinstance(v, (str, int, float, bool, type(None))):
+                out[k] = v
+            elif isinstance(v, (list, tuple)):
+                out[k] = [x if isinstance(x, (str, int, float, bool)) else str(x) for x in v]
+            elif isinstance(v, dict):
+                continue
+            else:
+                out[k] = str(v.value) if hasattr(v, "value") else str(v)
+    return out

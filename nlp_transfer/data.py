@@ -1,0 +1,459 @@
+"""Datasets for the recipes: Hub ids, local files and built-in offline sets, checked and shaped into a DatasetDict.
+
+Every problem a user can cause (missing file, unsupported extension, missing column, nulls, unknown labels, a
+single class, bad encoding, empty splits) raises `NLPTransferError` with the problem and the fix in one line.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import logging
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import datasets
+from datasets import ClassLabel, DatasetDict, Sequence, Value
+
+from . import assets
+from .errors import NLPTransferError
+
+logger = logging.getLogger(__name__)
+
+_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+_SPLIT_ALIASES = {"valid": "validation", "val": "validation", "dev": "validation", "eval": "validation"}
+DEFAULT_DATASET = "builtin:bbc_news"
+
+
+# --------------------------------------------------------------------------------------------------- loading
+def _file_format(path: str) -> tuple[str, dict[str, Any]]:
+    base = path[:-3] if path.endswith(".gz") else path
+    ext = os.path.splitext(base)[1].lower()
+    if ext not in _FORMATS:
+        raise NLPTransferError(
+            f"unsupported file type '{ext or os.path.basename(path)}' for {path}: use .csv, .tsv, .json, .jsonl or "
+            ".parquet (optionally gzipped)"
+        )
+    builder = _FORMATS[ext]
+    kwargs: dict[str, Any] = {}
+    if builder == "csv":
+        # empty cells are missing values, but the strings "NA"/"null"/"None" stay text
+        kwargs.update(keep_default_na=False, na_values=[""])
+        if ext == ".tsv":
+            # GLUE-style TSV: tabs separate fields and quotes are literal characters
+            kwargs.update(sep="\t", quoting=csv.QUOTE_NONE)
+    return builder, kwargs
+
+
+def _check_file(path: str, what: str) -> None:
+    if not os.path.exists(path):
+        raise NLPTransferError(f"{what} not found: {path} (check the path)")
+    if not os.path.isfile(path):
+        raise NLPTransferError(f"{what} is not a file: {path} (pass the file itself, not a folder)")
+    if not os.access(path, os.R_OK):
+        raise NLPTransferError(f"{what} is not readable: {path} (check its permissions)")
+    if os.path.getsize(path) == 0:
+        raise NLPTransferError(f"{what} is empty: {path} (it needs a header or records and at least one row)")
+    builder, _ = _file_format(path)
+    if builder == "parquet":
+        return
+    opener = gzip.open if path.endswith(".gz") else open
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    try:
+        with opener(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as e:
+                    raise NLPTransferError(
+                        f"{what} {path} is not valid UTF-8 (byte {offset + e.start}): re-save it as UTF-8, e.g. "
+                        f"iconv -f latin1 -t utf-8"
+                    ) from None
+                offset += len(chunk)
+            decoder.decode(b"", final=True)
+    except (OSError, EOFError) as e:
+        raise NLPTransferError(f"{what} {path} could not be read ({e}): check the file is not corrupt") from None
+
+
+def _short(e: BaseException) -> str:
+    while e.__cause__ is not None and not str(e).strip():
+        e = e.__cause__
+    text = str(e).strip().splitlines()
+    return text[0][:300] if text else type(e).__name__
+
+
+def load_raw_datasets(
+    *,
+    dataset_name: str | None = None,
+    dataset_config_name: str | None = None,
+    train_file: str | None = None,
+    validation_file: str | None = None,
+    test_file: str | None = None,
+    cache_dir: str | None = None,
+) -> DatasetDict:
+    """Load the raw splits from local files, a built-in offline dataset, or the Hugging Face Hub.
+
+    Args:
+        dataset_name (`str`, *optional*):
+            Hub dataset id, or ``builtin:<name>``. Ignored when ``train_file`` is given.
+        dataset_config_name (`str`, *optional*):
+            Hub dataset configuration.
+        train_file, validation_file, test_file (`str`, *optional*):
+            Local csv/tsv/json/jsonl/parquet files (optionally ``.gz``), one per split.
+        cache_dir (`str`, *optional*):
+            The `datasets` cache folder.
+
+    Returns:
+        `datasets.DatasetDict` with the splits that exist, validation aliases (dev, valid) renamed to "validation".
+    """
+    if train_file is None and (validation_file or test_file):
+        raise NLPTransferError("--validation_file/--test_file were given without --train_file: add --train_file")
+    if train_file is not None:
+        if dataset_name:
+            logger.warning("both --dataset_name and --train_file given: using the files")
+        files = {"train": train_file, "validation": validation_file, "test": test_file}
+        out = {}
+        for split, path in files.items():
+            if path is None:
+                continue
+            what = f"--{split}_file"
+            _check_file(path, what)
+            builder, kwargs = _file_format(path)
+            try:
+                out[split] = datasets.load_dataset(
+                    builder, data_files={split: path}, split=split, cache_dir=cache_dir, **kwargs
+                )
+            except Exception as e:  # noqa: BLE001 - any parser failure is a problem with the user's file
+                raise NLPTransferError(f"could not parse {what} {path} as {builder}: {_short(e)}") from None
+        return DatasetDict(out)
+
+    name = dataset_name or DEFAULT_DATASET
+    if name.startswith("builtin:"):
+        path = assets.builtin_dataset_file(name.split(":", 1)[1])
+        return DatasetDict({"train": datasets.load_dataset("json", data_files={"train": path}, split="train")})
+    if os.path.isdir(name):
+        try:
+            loaded = datasets.load_from_disk(name)
+        except Exception:  # noqa: BLE001 - not a save_to_disk folder: let load_dataset try (data folder)
+            loaded = None
+        if isinstance(loaded, DatasetDict):
+            return _rename_splits(loaded)
+    try:
+        loaded = datasets.load_dataset(name, dataset_config_name, cache_dir=cache_dir)
+    except Exception as e:  # noqa: BLE001 - network, auth, unknown id, missing config
+        raise NLPTransferError(
+            f"could not load dataset '{name}' from the Hugging Face Hub ({_short(e)}); offline, pass local files "
+            "with --train_file/--validation_file or use builtin:bbc_news"
+        ) from None
+    if not isinstance(loaded, DatasetDict):
+        loaded = DatasetDict({"train": loaded})
+    return _rename_splits(loaded)
+
+
+def _rename_splits(ds: DatasetDict) -> DatasetDict:
+    return DatasetDict({_SPLIT_ALIASES.get(k, k): v for k, v in ds.items()})
+
+
+# ------------------------------------------------------------------------------------------------ labels
+@dataclass
+class LabelInfo:
+    """What the label column means: the problem type and, for classification, the label names in id order."""
+
+    problem_type: str
+    names: list[str] | None
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.names is None else len(self.names)
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return {i: n for i, n in enumerate(self.names or ["score"])}
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {n: i for i, n in self.id2label.items()}
+
+
+def _first_null(values: list) -> int | None:
+    for i, v in enumerate(values):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return i
+    return None
+
+
+def _label_values(ds, multi: bool, sep: str | None) -> list:
+    values = ds["label"]
+    if multi:
+        out = []
+        for v in values:
+            if isinstance(v, str):
+                if sep is None:
+                    raise NLPTransferError(
+                        "multi-label labels are strings: pass --label_separator (e.g. '|') to split them, or store "
+                        "them as lists in json/jsonl/parquet"
+                    )
+                out.append([p.strip() for p in v.split(sep) if p.strip()])
+            else:
+                out.append([str(x) for x in v])
+        return out
+    return values
+
+
+def _detect_problem_type(value: Any, label_separator: str | None) -> str:
+    if isinstance(value, (list, tuple)) or label_separator is not None:
+        return "multi_label_classification"
+    if isinstance(value, float):
+        return "regression"
+    return "single_label_classification"
+
+
+def prepare_classification(
+    raw: DatasetDict,
+    *,
+    text_column: str = "text",
+    text_pair_column: str | None = None,
+    label_column: str = "label",
+    class_names: list[str] | None = None,
+    problem_type: str = "auto",
+    label_separator: str | None = None,
+    validation_split: float = 0.1,
+    test_split: float = 0.0,
+    seed: int = 42,
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
+    max_test_samples: int | None = None,
+) -> tuple[DatasetDict, LabelInfo]:
+    """Check the raw splits and turn them into ``text`` [, ``text_pair``], ``label`` columns with integer ids
+    (single-label), multi-hot float vectors (multi-label) or floats (regression).
+
+    A validation split (and optionally a test split) is held out of train when missing: seeded, and stratified by
+    label for single-label data. ``max_*_samples`` take a seeded random subset, so files sorted by label stay mixed.
+
+    Returns:
+        `(DatasetDict, LabelInfo)`.
+    """
+    if "train" not in raw:
+        raise NLPTransferError(
+            f"no train split in the dataset (splits: {', '.join(raw) or 'none'}): pass --train_file"
+        )
+    if not 0 <= validation_split < 1 or not 0 <= test_split < 1 or validation_split + test_split >= 1:
+        raise NLPTransferError("--validation_split and --test_split must be in [0, 1) and sum to less than 1")
+
+    wanted = [c for c in (text_column, text_pair_column, label_column) if c]
+    out = {}
+    for split, ds in raw.items():
+        if split not in ("train", "validation", "test"):
+            logger.info("ignoring split '%s'", split)
+            continue
+        missing = [c for c in wanted if c not in ds.column_names]
+        if missing:
+            flag = {
+                text_column: "--text_column",
+                text_pair_column: "--text_pair_column",
+                label_column: "--label_column",
+            }
+            raise NLPTransferError(
+                f"column '{missing[0]}' not found in the {split} split; its columns are: {', '.join(ds.column_names)} "
+                f"(choose one with {flag[missing[0]]})"
+            )
+        if len(ds) == 0:
+            raise NLPTransferError(f"the {split} split is empty: it needs at least one row")
+        feat = ds.features[label_column]
+        if split == "test" and not isinstance(feat, ClassLabel):
+            vals = ds[label_column]
+            if all(v is None or v == -1 for v in vals):  # e.g. GLUE test sets ship without labels
+                logger.warning("the test split has no labels; it is skipped")
+                continue
+        ds = ds.select_columns(wanted)
+        rename = {text_column: "text", label_column: "label"}
+        if text_pair_column:
+            rename[text_pair_column] = "text_pair"
+        ds = ds.rename_columns({k: v for k, v in rename.items() if k != v})
+        for col, flag in (("text", text_column), ("text_pair", text_pair_column), ("label", label_column)):
+            if col not in ds.column_names:
+                continue
+            values = ds[col]
+            bad = _first_null(values)
+            if bad is not None:
+                n = sum(1 for v in values if v is None or (isinstance(v, float) and math.isnan(v)))
+                what = "label" if col == "label" else "text"
+                raise NLPTransferError(
+                    f"{n} row(s) of the {split} split have no {what} in column '{flag}' (first at row {bad}): "
+                    "fill in or drop those rows"
+                )
+        out[split] = ds
+    if "train" not in out:
+        raise NLPTransferError("no usable train split")
+
+    # ---- what kind of labels are these
+    train_feat = out["train"].features["label"]
+    first = out["train"][0]["label"]
+    if problem_type == "auto":
+        problem_type = (
+            "single_label_classification"
+            if isinstance(train_feat, ClassLabel)
+            else _detect_problem_type(first, label_separator)
+        )
+    multi = problem_type == "multi_label_classification"
+
+    if problem_type == "regression":
+        names = None
+
+        def encode(batch):
+            try:
+                return {"label": [float(v) for v in batch["label"]]}
+            except (TypeError, ValueError):
+                raise NLPTransferError(
+                    "regression needs numeric labels; found a non-numeric one: check --label_column or --problem_type"
+                ) from None
+
+        new_feature = Value("float32")
+    else:
+        per_split = {s: _label_values(ds, multi, label_separator) for s, ds in out.items()}
+        if isinstance(train_feat, ClassLabel) and not multi:
+            names = list(train_feat.names)
+            mapping = {i: i for i in range(len(names))}
+            mapping.update({n: i for i, n in enumerate(names)})
+        else:
+            flat_train = [x for v in per_split["train"] for x in v] if multi else per_split["train"]
+            uniq = set(flat_train)
+            if class_names and not multi:
+                if not all(isinstance(v, int) and not isinstance(v, bool) for v in uniq):
+                    raise NLPTransferError(
+                        "--class_names names integer labels 0..K-1, but the labels are not integers"
+                    )
+                if min(uniq) < 0 or max(uniq) >= len(class_names):
+                    raise NLPTransferError(
+                        f"--class_names gives {len(class_names)} names but the labels go from {min(uniq)} to "
+                        f"{max(uniq)}: give one name per label id 0..{max(uniq)}"
+                    )
+                names = list(class_names)
+                mapping = {i: i for i in range(len(names))}
+            else:
+                try:
+                    ordered = sorted(uniq)
+                except TypeError:
+                    ordered = sorted(uniq, key=str)
+                names = [str(v) for v in ordered]
+                mapping = {v: i for i, v in enumerate(ordered)}
+        if len(names) < 2 and not multi:
+            only = names[0] if names else "none"
+            raise NLPTransferError(
+                f"the training data has only one class ({only}): a classifier needs at least two different labels"
+            )
+        if multi and not names:
+            raise NLPTransferError("the training data has no labels at all: every multi-label row's list is empty")
+        for split, values in per_split.items():
+            if split == "train":
+                continue
+            flat = [x for v in values for x in v] if multi else values
+            unknown = sorted({str(v) for v in flat if v not in mapping}, key=str)
+            if unknown:
+                raise NLPTransferError(
+                    f"the {split} split has label(s) the train split lacks: {', '.join(unknown[:10])}; the model "
+                    "can't learn them: add training examples of them or drop those rows"
+                )
+
+        if multi:
+            k = len(names)
+
+            def encode(batch):
+                rows = _label_values_batch(batch["label"], label_separator)
+                vecs = []
+                for labels in rows:
+                    v = [0.0] * k
+                    for x in labels:
+                        v[mapping[x]] = 1.0
+                    vecs.append(v)
+                return {"label": vecs}
+
+            new_feature = Sequence(Value("float32"), length=k)
+        else:
+
+            def encode(batch):
+                return {"label": [mapping[v] for v in batch["label"]]}
+
+            new_feature = ClassLabel(names=names)
+    info = LabelInfo(problem_type=problem_type, names=names)
+
+    encoded = {}
+    for split, ds in out.items():
+        features = ds.features.copy()
+        features["label"] = new_feature
+        encoded[split] = ds.map(encode, batched=True, features=features, desc=f"Encoding {split} labels")
+    dd = DatasetDict(encoded)
+
+    # ---- held-out splits: seeded, stratified by class for single-label data
+    def hold_out(ds, fraction, name):
+        stratify = "label" if problem_type == "single_label_classification" else None
+        try:
+            parts = ds.train_test_split(test_size=fraction, seed=seed, stratify_by_column=stratify)
+        except ValueError as e:
+            if stratify is None:
+                raise NLPTransferError(f"could not hold out a {name} split: {_short(e)}") from None
+            logger.warning("a stratified %s split is impossible (%s); holding out a random one", name, _short(e))
+            parts = ds.train_test_split(test_size=fraction, seed=seed)
+        logger.info(
+            "held out %d of %d training rows as the %s split (seed %d)", len(parts["test"]), len(ds), name, seed
+        )
+        return parts["train"], parts["test"]
+
+    if "test" not in dd and test_split > 0:
+        dd["train"], dd["test"] = hold_out(dd["train"], test_split, "test")
+    if "validation" not in dd and validation_split > 0:
+        frac = validation_split / (1 - test_split) if "test" in dd and test_split > 0 else validation_split
+        dd["train"], dd["validation"] = hold_out(dd["train"], frac, "validation")
+
+    for split, n in (("train", max_train_samples), ("validation", max_eval_samples), ("test", max_test_samples)):
+        if split in dd and n is not None:
+            if n <= 0:
+                raise NLPTransferError(f"--max_{'eval' if split == 'validation' else split}_samples must be positive")
+            if n < len(dd[split]):
+                dd[split] = dd[split].shuffle(seed=seed).select(range(n))
+    for split, ds in dd.items():
+        if len(ds) == 0:
+            raise NLPTransferError(f"the {split} split is empty after splitting: use more data or a larger fraction")
+    if problem_type == "single_label_classification" and len(set(dd["train"]["label"])) < 2:
+        raise NLPTransferError("the training rows left after sampling hold a single class: raise --max_train_samples")
+    return dd, info
+
+
+def _label_values_batch(values: list, sep: str | None) -> list[list[str]]:
+    if values and isinstance(values[0], str):
+        return [[p.strip() for p in v.split(sep) if p.strip()] for v in values]
+    return [[str(x) for x in v] for v in values]
+
+
+# ---------------------------------------------------------------------------------------------- tokenising
+def tokenize_classification(
+    dd: DatasetDict, tokenizer, *, max_seq_length: int, pad_to_max_length: bool = False
+) -> DatasetDict:
+    """Tokenise ``text`` [+ ``text_pair``] with truncation to ``max_seq_length``, keeping ``label`` and adding a
+    ``length`` column that length-grouped batching reads instead of re-measuring every row.
+
+    No padding unless ``pad_to_max_length``: the collator pads each batch to its longest row. `datasets` caches
+    the result on disk (keyed by data, tokenizer and arguments), so a second run skips this step.
+    """
+    has_pair = "text_pair" in dd["train"].column_names
+    padding = "max_length" if pad_to_max_length else False
+
+    def fn(batch):
+        enc = tokenizer(
+            batch["text"],
+            batch["text_pair"] if has_pair else None,
+            truncation=True,
+            max_length=max_seq_length,
+            padding=padding,
+        )
+        enc["length"] = [len(x) for x in enc["input_ids"]]
+        return enc
+
+    remove = ["text", "text_pair"] if has_pair else ["text"]
+    return DatasetDict(
+        {s: ds.map(fn, batched=True, remove_columns=remove, desc=f"Tokenizing {s}") for s, ds in dd.items()}
+    )

@@ -1,0 +1,8 @@
+"""The one error type users can cause; the CLI turns it into a one-line message and exit code 2."""
+
+
+class NLPTransferError(Exception):
+    """A problem with the user's input or environment, with the fix in the message.
+
+    Raised for bad paths, missing columns, unknown labels, unreachable models and similar; never for bugs.
+    """

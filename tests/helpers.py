@@ -1,0 +1,100 @@
+"""Tiny models and datasets built in-process, so tests are hermetic, offline and fast."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+
+POS = "good great fine nice superb lovely excellent happy".split()
+NEG = "bad awful terrible poor boring sad dull worst".split()
+NEUTRAL = "the a movie film plot acting story was is it this and".split()
+WORDS = POS + NEG + NEUTRAL
+
+
+def _tokenizer_object(special: list[str], post: str | None):
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    vocab = {t: i for i, t in enumerate(special + WORDS)}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token=special[1] if post == "bert" else special[0]))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    if post == "bert":
+        tk.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]",
+            pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+            special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+        )
+    return tk, vocab
+
+
+def make_tiny_bert(path: str) -> str:
+    """A 2-layer BERT (hidden 32) with a word-level tokenizer, saved as a base checkpoint (no task head)."""
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    tk, vocab = _tokenizer_object(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], "bert")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]", model_max_length=64,
+    )
+    cfg = BertConfig(
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=64, type_vocab_size=2,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def make_tiny_gpt2(path: str) -> str:
+    """A 2-layer GPT-2 (n_embd 32) whose tokenizer has no pad token, as real GPT-style checkpoints."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    tk, vocab = _tokenizer_object(["<|endoftext|>"], None)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, unk_token="<|endoftext|>", eos_token="<|endoftext|>", bos_token="<|endoftext|>",
+        model_max_length=64,
+    )
+    cfg = GPT2Config(vocab_size=len(vocab), n_embd=32, n_layer=2, n_head=2, n_positions=64, bos_token_id=0, eos_token_id=0)
+    torch.manual_seed(0)
+    GPT2LMHeadModel(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def sentiment_rows(n: int, seed: int = 0, labels=("negative", "positive")) -> list[dict]:
+    """Rows whose label is readable from the words (so a tiny model learns it in a few steps)."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        y = i % 2
+        words = [rng.choice(POS if y else NEG) for _ in range(2)] + rng.sample(NEUTRAL, rng.randint(1, 4))
+        rng.shuffle(words)
+        rows.append({"text": " ".join(words), "label": labels[y]})
+    return rows
+
+
+def write_rows(path: str, rows: list[dict], fmt: str | None = None) -> str:
+    fmt = fmt or os.path.splitext(path)[1].lstrip(".")
+    if fmt in ("csv", "tsv"):
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter="," if fmt == "csv" else "\t")
+            w.writeheader()
+            w.writerows(rows)
+    elif fmt == "jsonl":
+        with open(path, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+    elif fmt == "json":
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(rows, f)
+    elif fmt == "parquet":
+        import pandas as pd
+
+        pd.DataFrame(rows).to_parquet(path)
+    else:
+        raise ValueError(fmt)
+    return path
