@@ -64,8 +64,12 @@ def child(variant: str, args) -> dict:
     path = resolve_model_path(args.model)
     tok = load_tokenizer(path)
     model = load_sequence_classifier(
-        path, num_labels=labels.num_labels, id2label=labels.id2label, label2id=labels.label2id,
-        problem_type=labels.problem_type, pad_token_id=tok.pad_token_id,
+        path,
+        num_labels=labels.num_labels,
+        id2label=labels.id2label,
+        label2id=labels.label2id,
+        problem_type=labels.problem_type,
+        pad_token_id=tok.pad_token_id,
     )
     recipe = variant == "recipe"
     data = tokenize_classification(dd, tok, max_seq_length=args.max_seq_length, pad_to_max_length=not recipe)
@@ -149,13 +153,16 @@ def main() -> None:
         / summary["plain"]["train_samples_per_second"],
         "wall_time_ratio_plain_over_recipe": summary["plain"]["train_wall_s"] / summary["recipe"]["train_wall_s"],
         "peak_rss_ratio_recipe_over_plain": summary["recipe"]["peak_rss_mb"] / summary["plain"]["peak_rss_mb"],
-        "accuracy_difference_recipe_minus_plain": summary["recipe"]["eval_accuracy"] - summary["plain"]["eval_accuracy"],
+        "accuracy_difference_recipe_minus_plain": summary["recipe"]["eval_accuracy"]
+        - summary["plain"]["eval_accuracy"],
     }
     print(f"\n{'':>8} {'samples/s':>10} {'train wall s':>13} {'peak RSS MB':>12} {'accuracy':>9} {'tokens/epoch':>13}")
     for v in ("plain", "recipe"):
         s = summary[v]
-        print(f"{v:>8} {s['train_samples_per_second']:>10.1f} {s['train_wall_s']:>13.1f} {s['peak_rss_mb']:>12.0f} "
-              f"{s['eval_accuracy']:>9.4f} {s['padded_tokens_per_epoch']:>13.0f}")
+        print(
+            f"{v:>8} {s['train_samples_per_second']:>10.1f} {s['train_wall_s']:>13.1f} {s['peak_rss_mb']:>12.0f} "
+            f"{s['eval_accuracy']:>9.4f} {s['padded_tokens_per_epoch']:>13.0f}"
+        )
     print("\n" + "\n".join(f"{k}: {v:.3f}" for k, v in ratio.items()))
     record = {
         "command": "python " + " ".join([os.path.relpath(__file__, REPO)] + sys.argv[1:]),

@@ -34,12 +34,22 @@ def make_tiny_bert(path: str) -> str:
 
     tk, vocab = _tokenizer_object(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], "bert")
     tok = PreTrainedTokenizerFast(
-        tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-        mask_token="[MASK]", model_max_length=64,
+        tokenizer_object=tk,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=64,
     )
     cfg = BertConfig(
-        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=64, type_vocab_size=2,
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        type_vocab_size=2,
     )
     import torch
 
@@ -56,10 +66,15 @@ def make_tiny_gpt2(path: str) -> str:
 
     tk, vocab = _tokenizer_object(["<|endoftext|>"], None)
     tok = PreTrainedTokenizerFast(
-        tokenizer_object=tk, unk_token="<|endoftext|>", eos_token="<|endoftext|>", bos_token="<|endoftext|>",
+        tokenizer_object=tk,
+        unk_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        bos_token="<|endoftext|>",
         model_max_length=64,
     )
-    cfg = GPT2Config(vocab_size=len(vocab), n_embd=32, n_layer=2, n_head=2, n_positions=64, bos_token_id=0, eos_token_id=0)
+    cfg = GPT2Config(
+        vocab_size=len(vocab), n_embd=32, n_layer=2, n_head=2, n_positions=64, bos_token_id=0, eos_token_id=0
+    )
     torch.manual_seed(0)
     GPT2LMHeadModel(cfg).save_pretrained(path)
     tok.save_pretrained(path)

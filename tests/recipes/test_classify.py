@@ -18,16 +18,45 @@ from nlp_transfer.recipes.classify import main
 
 REPO = Path(__file__).resolve().parents[2]
 TEXTS = ["good great movie", "awful bad plot", "the film was dull", "lovely acting and story"]
-FAST = ["--num_train_epochs", "8", "--per_device_train_batch_size", "8", "--max_seq_length", "16",
-        "--logging_steps", "2", "--save_strategy", "no"]
-ARTIFACTS = {"config.json", "tokenizer.json", "tokenizer_config.json", "metrics.json", "run_config.yaml",
-             "training_curves.png", "README.md"}
+FAST = [
+    "--num_train_epochs",
+    "8",
+    "--per_device_train_batch_size",
+    "8",
+    "--max_seq_length",
+    "16",
+    "--logging_steps",
+    "2",
+    "--save_strategy",
+    "no",
+]
+ARTIFACTS = {
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "metrics.json",
+    "run_config.yaml",
+    "training_curves.png",
+    "README.md",
+}
 
 
 def run(model, files, out, *extra):
     train, dev = files
-    return main(["--model_name_or_path", model, "--train_file", train, "--validation_file", dev,
-                 "--output_dir", str(out), *FAST, *extra])
+    return main(
+        [
+            "--model_name_or_path",
+            model,
+            "--train_file",
+            train,
+            "--validation_file",
+            dev,
+            "--output_dir",
+            str(out),
+            *FAST,
+            *extra,
+        ]
+    )
 
 
 def weights(path):
@@ -78,8 +107,9 @@ def test_full_encoder_end_to_end(tiny_bert, sentiment_files, tmp_path):
     # the resolved config reruns as a --config file
     from nlp_transfer.config import DataArguments, ModelArguments, TransferTrainingArguments, parse_args
 
-    (m, d, t), _ = parse_args((ModelArguments, DataArguments, TransferTrainingArguments),
-                              ["--config", str(out / "run_config.yaml")])
+    (m, d, t), _ = parse_args(
+        (ModelArguments, DataArguments, TransferTrainingArguments), ["--config", str(out / "run_config.yaml")]
+    )
     assert t.learning_rate == pytest.approx(5e-3) and m.strategy == "full" and d.max_seq_length == 16
 
 
@@ -95,12 +125,16 @@ def test_frozen_keeps_backbone(tiny_bert, sentiment_files, tmp_path):
 
 def test_partial_freezes_bottom(tiny_bert, sentiment_files, tmp_path):
     out = tmp_path / "partial"
-    run(tiny_bert, sentiment_files, out, "--strategy", "partial", "--num_frozen_layers", "1", "--learning_rate", "1e-2")
+    run(
+        tiny_bert, sentiment_files, out, "--strategy", "partial", "--num_frozen_layers", "1", "--learning_rate", "1e-2"
+    )
     saved, base = weights(out), weights(tiny_bert)
     for k, v in base.items():
         if k.startswith(("embeddings.", "encoder.layer.0.")):
             assert torch.equal(saved["bert." + k], v), k
-    changed = [k for k, v in base.items() if k.startswith("encoder.layer.1.") and not torch.equal(saved["bert." + k], v)]
+    changed = [
+        k for k, v in base.items() if k.startswith("encoder.layer.1.") and not torch.equal(saved["bert." + k], v)
+    ]
     assert changed
 
 
@@ -109,8 +143,18 @@ def test_lora_encoder_adapter_pipeline_and_peft(tiny_bert, sentiment_files, tmp_
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     out = tmp_path / "lora"
-    metrics = run(tiny_bert, sentiment_files, out, "--strategy", "lora", "--lora_r", "4", "--merge_lora",
-                  "--learning_rate", "1e-2")
+    metrics = run(
+        tiny_bert,
+        sentiment_files,
+        out,
+        "--strategy",
+        "lora",
+        "--lora_r",
+        "4",
+        "--merge_lora",
+        "--learning_rate",
+        "1e-2",
+    )
     files = set(os.listdir(out))
     assert ARTIFACTS | {"adapter_config.json", "adapter_model.safetensors", "model.safetensors", "merged"} <= files
     adapter = load_file(out / "adapter_model.safetensors")
@@ -165,26 +209,59 @@ def test_real_tiny_decoder_stories260k(stories260k, tmp_path):
         r["text"] = "Once upon a time " + r["text"]
     train = write_rows(str(tmp_path / "train.jsonl"), rows)
     out = tmp_path / "stories"
-    main(["--model_name_or_path", stories260k, "--train_file", train, "--output_dir", str(out), *FAST,
-          "--strategy", "lora", "--validation_split", "0.25"])
+    main(
+        [
+            "--model_name_or_path",
+            stories260k,
+            "--train_file",
+            train,
+            "--output_dir",
+            str(out),
+            *FAST,
+            "--strategy",
+            "lora",
+            "--validation_split",
+            "0.25",
+        ]
+    )
     labels, _, _ = pipe_logits(out, ["Once upon a time a happy girl", "The sad dog"])
     assert labels == ["happy", "sad"]
 
 
 def test_multilabel_and_regression(tiny_bert, tmp_path):
-    ml = [{"text": r["text"], "label": [r["label"]] + (["short"] if len(r["text"]) < 25 else [])}
-          for r in sentiment_rows(40)]
+    ml = [
+        {"text": r["text"], "label": [r["label"]] + (["short"] if len(r["text"]) < 25 else [])}
+        for r in sentiment_rows(40)
+    ]
     out = tmp_path / "ml"
-    m = main(["--model_name_or_path", tiny_bert, "--train_file", write_rows(str(tmp_path / "ml.jsonl"), ml),
-              "--output_dir", str(out), *FAST])
+    m = main(
+        [
+            "--model_name_or_path",
+            tiny_bert,
+            "--train_file",
+            write_rows(str(tmp_path / "ml.jsonl"), ml),
+            "--output_dir",
+            str(out),
+            *FAST,
+        ]
+    )
     assert {"eval_f1_micro", "eval_f1_macro"} <= set(m)
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["problem_type"] == "multi_label_classification" and len(cfg["id2label"]) == 3
 
     reg = [{"text": r["text"], "label": float(r["label"] == "positive") + 0.5} for r in sentiment_rows(40)]
     out = tmp_path / "reg"
-    m = main(["--model_name_or_path", tiny_bert, "--train_file", write_rows(str(tmp_path / "r.jsonl"), reg),
-              "--output_dir", str(out), *FAST])
+    m = main(
+        [
+            "--model_name_or_path",
+            tiny_bert,
+            "--train_file",
+            write_rows(str(tmp_path / "r.jsonl"), reg),
+            "--output_dir",
+            str(out),
+            *FAST,
+        ]
+    )
     assert {"eval_mse", "eval_pearson"} <= set(m)
     cfg = json.loads((out / "config.json").read_text())
     assert len(cfg["id2label"]) == 1 and cfg["problem_type"] == "regression"
@@ -193,8 +270,23 @@ def test_multilabel_and_regression(tiny_bert, tmp_path):
 def test_text_pairs(tiny_bert, tmp_path):
     rows = [{"a": r["text"], "b": "the movie", "y": r["label"]} for r in sentiment_rows(32)]
     out = tmp_path / "pairs"
-    main(["--model_name_or_path", tiny_bert, "--train_file", write_rows(str(tmp_path / "p.csv"), rows),
-          "--text_column", "a", "--text_pair_column", "b", "--label_column", "y", "--output_dir", str(out), *FAST])
+    main(
+        [
+            "--model_name_or_path",
+            tiny_bert,
+            "--train_file",
+            write_rows(str(tmp_path / "p.csv"), rows),
+            "--text_column",
+            "a",
+            "--text_pair_column",
+            "b",
+            "--label_column",
+            "y",
+            "--output_dir",
+            str(out),
+            *FAST,
+        ]
+    )
     from transformers import pipeline
 
     res = pipeline("text-classification", model=str(out))({"text": "good film", "text_pair": "the movie"})
@@ -214,8 +306,22 @@ def test_output_dir_policy(tiny_bert, sentiment_files, tmp_path):
 
 
 def test_resume_lora_matches_uninterrupted_run(tiny_bert, sentiment_files, tmp_path):
-    args = ["--strategy", "lora", "--max_steps", "6", "--save_strategy", "steps", "--save_steps", "3",
-            "--save_total_limit", "5", "--eval_strategy", "no", "--learning_rate", "1e-2"]
+    args = [
+        "--strategy",
+        "lora",
+        "--max_steps",
+        "6",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "3",
+        "--save_total_limit",
+        "5",
+        "--eval_strategy",
+        "no",
+        "--learning_rate",
+        "1e-2",
+    ]
     full = tmp_path / "uninterrupted"
     run(tiny_bert, sentiment_files, full, *args)
     # simulate a run killed after its step-3 checkpoint: only checkpoint-3 survives
@@ -245,14 +351,24 @@ def test_smoke_config_runs_real_minilm_on_bbc(tmp_path):
     m = main(["--config", str(REPO / "recipes" / "classify" / "minilm_bbc_news_smoke.yaml"), "--output_dir", str(out)])
     assert m["eval_accuracy"] > 0.2 and (out / "adapter_model.safetensors").is_file()
     assert pipe_logits(out, ["Shares fell as the bank raised interest rates."])[0] == [
-        "business", "entertainment", "politics", "sport", "tech"]
+        "business",
+        "entertainment",
+        "politics",
+        "sport",
+        "tech",
+    ]
 
 
 # ------------------------------------------------------------------------------ the command line, for real
 def cli(*args, env_extra=None):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "nlp_transfer.recipes.classify", *args], capture_output=True,
-                          text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "nlp_transfer.recipes.classify", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_help_in_a_subprocess():

@@ -39,8 +39,9 @@ def test_gzipped_csv_and_tsv_quotes_are_literal(tmp_path):
 def test_columns_renamed_and_text_pairs(tmp_path):
     rows = [{"premise": f"p{i}", "hypothesis": f"h{i}", "gold": ["yes", "no"][i % 2], "extra": i} for i in range(12)]
     path = write_rows(str(tmp_path / "pairs.jsonl"), rows)
-    dd, info = load(path, text_column="premise", text_pair_column="hypothesis", label_column="gold",
-                    validation_split=0.25)
+    dd, info = load(
+        path, text_column="premise", text_pair_column="hypothesis", label_column="gold", validation_split=0.25
+    )
     assert set(dd["train"].column_names) == {"text", "text_pair", "label"}
     assert info.names == ["no", "yes"]
 
@@ -92,8 +93,7 @@ def test_validation_split_is_seeded_and_stratified(tmp_path):
 
 def test_test_split_and_max_samples_are_mixed(tmp_path):
     rows = [{"text": f"t{i}", "label": "a" if i < 50 else "b"} for i in range(100)]
-    dd, _ = load(write_rows(str(tmp_path / "s.csv"), rows), validation_split=0.1, test_split=0.1,
-                 max_train_samples=10)
+    dd, _ = load(write_rows(str(tmp_path / "s.csv"), rows), validation_split=0.1, test_split=0.1, max_train_samples=10)
     assert len(dd["test"]) == 10 and len(dd["validation"]) == 10 and len(dd["train"]) == 10
     assert len(set(dd["train"]["label"])) == 2  # a seeded random subset, not the first (sorted) rows
 
@@ -136,7 +136,9 @@ def test_single_class(tmp_path):
 
 def test_validation_labels_train_lacks(tmp_path):
     train = write_rows(str(tmp_path / "train.csv"), sentiment_rows(10))
-    dev = write_rows(str(tmp_path / "dev.csv"), [{"text": "x", "label": "neutral"}, {"text": "y", "label": "positive"}])
+    dev = write_rows(
+        str(tmp_path / "dev.csv"), [{"text": "x", "label": "neutral"}, {"text": "y", "label": "positive"}]
+    )
     with pytest.raises(NLPTransferError, match="validation split has label.*neutral"):
         load(train, validation_file=dev)
 

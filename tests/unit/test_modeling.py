@@ -14,8 +14,12 @@ from nlp_transfer.modeling import (
 
 def classifier(path):
     return load_sequence_classifier(
-        path, num_labels=2, id2label={0: "a", 1: "b"}, label2id={"a": 0, "b": 1},
-        problem_type="single_label_classification", pad_token_id=0,
+        path,
+        num_labels=2,
+        id2label={0: "a", 1: "b"},
+        label2id={"a": 0, "b": 1},
+        problem_type="single_label_classification",
+        pad_token_id=0,
     )
 
 
