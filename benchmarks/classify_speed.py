@@ -3,13 +3,17 @@
 Both train the same model on the same rows with the same batch size, learning rate, epochs and seed; what differs
 is what the recipe does by default:
 
-    recipe  dynamic padding (each batch padded to its longest row) + length-grouped batches
-            (train_sampling_strategy="group_by_length"), fp32
-    plain   every row padded to max_seq_length=128 (run_classification.py's pad_to_max_length default),
-            random batches, fp32, default_data_collator
+    plain    every row padded to max_seq_length=128 (run_classification.py's pad_to_max_length default),
+             random batches, fp32, default_data_collator
+    dynamic  dynamic padding only (each batch padded to its longest row), random batches: same batches in the same
+             order as plain, so any accuracy difference is float noise; isolates what padding alone buys
+    recipe   the recipe's defaults: dynamic padding + length-grouped batches
+             (train_sampling_strategy="group_by_length"), fp32
 
-Each variant runs in its own subprocess (so peak RSS is its own); the variants alternate for --repeats rounds.
-Prints training samples/s, wall time of the training loop, peak RSS and validation accuracy, and the ratios.
+Each variant runs in its own subprocess (so peak RSS is its own); for each seed in --seeds the two variants run
+back to back (interleaved), so machine drift hits both. Seeds change the model's head init and the batch order.
+Prints training samples/s, wall time of the training loop, peak RSS and validation accuracy (mean and std over
+seeds) and the ratios of the means.
 
     python benchmarks/classify_speed.py                       # SST-2 from ../shared (2,000 train rows, dev 872)
     python benchmarks/classify_speed.py --dataset bbc_news    # offline BBC News (long texts: little to gain)
@@ -22,12 +26,14 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SST2 = os.path.join(REPO, "..", "shared", "datasets", "sst2")
+VARIANTS = ("plain", "dynamic", "recipe")
 
 
 def load_data(dataset: str, n_train: int, seed: int):
@@ -71,8 +77,8 @@ def child(variant: str, args) -> dict:
         problem_type=labels.problem_type,
         pad_token_id=tok.pad_token_id,
     )
-    recipe = variant == "recipe"
-    data = tokenize_classification(dd, tok, max_seq_length=args.max_seq_length, pad_to_max_length=not recipe)
+    dynamic = variant in ("dynamic", "recipe")
+    data = tokenize_classification(dd, tok, max_seq_length=args.max_seq_length, pad_to_max_length=not dynamic)
     targs = TrainingArguments(
         output_dir=os.path.join("/tmp", f"classify_speed_{variant}"),
         per_device_train_batch_size=args.batch_size,
@@ -86,21 +92,29 @@ def child(variant: str, args) -> dict:
         logging_steps=50,
         disable_tqdm=True,
         dataloader_pin_memory=False,
-        train_sampling_strategy="group_by_length" if recipe else "random",
+        train_sampling_strategy="group_by_length" if variant == "recipe" else "random",
     )
     trainer = Trainer(
         model=model,
         args=targs,
         train_dataset=data["train"],
         eval_dataset=data["validation"],
-        data_collator=DataCollatorWithPadding(tok) if recipe else default_data_collator,
+        data_collator=DataCollatorWithPadding(tok) if dynamic else default_data_collator,
         compute_metrics=make_compute_metrics(labels.problem_type),
     )
     t0 = time.perf_counter()
     out = trainer.train()
     wall = time.perf_counter() - t0
     ev = trainer.evaluate()
-    tokens = sum(data["train"]["length"]) if recipe else len(data["train"]) * args.max_seq_length
+    if variant == "plain":
+        tokens = len(data["train"]) * args.max_seq_length
+    else:  # what the collator pads to: the longest row of each batch, in the sampler's order
+        lengths = data["train"]["length"]
+        order = list(trainer._get_train_sampler(data["train"]))
+        bs = args.batch_size
+        tokens = sum(
+            max(lengths[i] for i in order[k : k + bs]) * len(order[k : k + bs]) for k in range(0, len(order), bs)
+        )
     return {
         "variant": variant,
         "train_samples_per_second": out.metrics["train_samples_per_second"],
@@ -119,10 +133,10 @@ def main() -> None:
     p.add_argument("--epochs", type=float, default=1)
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--max_seq_length", type=int, default=128)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--repeats", type=int, default=1, help="alternating rounds of (plain, recipe)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[42], help="one (plain, recipe) pair per seed")
+    p.add_argument("--seed", type=int, default=42, help=argparse.SUPPRESS)  # set per child run
     p.add_argument("--json", default=os.path.join(REPO, "benchmarks", "classify_speed.json"))
-    p.add_argument("--child", choices=["recipe", "plain"], help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         print("RESULT " + json.dumps(child(args.child, args)), flush=True)
@@ -130,12 +144,13 @@ def main() -> None:
     if args.dataset == "sst2" and not os.path.isdir(SST2):
         sys.exit(f"SST-2 not found at {SST2}: use --dataset bbc_news")
 
-    runs: dict[str, list[dict]] = {"plain": [], "recipe": []}
-    for _ in range(args.repeats):
-        for variant in ("plain", "recipe"):
-            cmd = [sys.executable, __file__, "--child", variant] + [
-                a for a in sys.argv[1:] if not a.startswith("--json")
-            ]
+    runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+    common = [
+        f"--{k}={v}" for k, v in vars(args).items() if k not in ("child", "json", "seeds", "seed") and v is not None
+    ]
+    for seed in args.seeds:
+        for variant in VARIANTS:
+            cmd = [sys.executable, __file__, "--child", variant, f"--seed={seed}", *common]
             proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
             line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
             if proc.returncode != 0 or not line:
@@ -144,10 +159,13 @@ def main() -> None:
             print(f"{variant:>6}: {runs[variant][-1]}", flush=True)
 
     def mean(v, k):
-        return sum(r[k] for r in runs[v]) / len(runs[v])
+        return statistics.fmean(r[k] for r in runs[v])
+
+    def std(v, k):
+        return statistics.stdev(r[k] for r in runs[v]) if len(runs[v]) > 1 else 0.0
 
     keys = ["train_samples_per_second", "train_wall_s", "peak_rss_mb", "eval_accuracy", "padded_tokens_per_epoch"]
-    summary = {v: {k: mean(v, k) for k in keys} for v in runs}
+    summary = {v: {k: mean(v, k) for k in keys} | {"eval_accuracy_std": std(v, "eval_accuracy")} for v in runs}
     ratio = {
         "speedup_samples_per_second": summary["recipe"]["train_samples_per_second"]
         / summary["plain"]["train_samples_per_second"],
@@ -156,18 +174,20 @@ def main() -> None:
         "accuracy_difference_recipe_minus_plain": summary["recipe"]["eval_accuracy"]
         - summary["plain"]["eval_accuracy"],
     }
-    print(f"\n{'':>8} {'samples/s':>10} {'train wall s':>13} {'peak RSS MB':>12} {'accuracy':>9} {'tokens/epoch':>13}")
-    for v in ("plain", "recipe"):
+    print(f"\nmeans over seeds {args.seeds}:")
+    print(f"{'':>8} {'samples/s':>10} {'train wall s':>13} {'peak RSS MB':>12} {'accuracy':>16} {'tokens/epoch':>13}")
+    for v in VARIANTS:
         s = summary[v]
+        acc = f"{s['eval_accuracy']:.4f}+-{s['eval_accuracy_std']:.4f}"
         print(
             f"{v:>8} {s['train_samples_per_second']:>10.1f} {s['train_wall_s']:>13.1f} {s['peak_rss_mb']:>12.0f} "
-            f"{s['eval_accuracy']:>9.4f} {s['padded_tokens_per_epoch']:>13.0f}"
+            f"{acc:>16} {s['padded_tokens_per_epoch']:>13.0f}"
         )
     print("\n" + "\n".join(f"{k}: {v:.3f}" for k, v in ratio.items()))
     record = {
-        "command": "python " + " ".join([os.path.relpath(__file__, REPO)] + sys.argv[1:]),
+        "command": "python " + " ".join([os.path.relpath(os.path.abspath(__file__), REPO)] + sys.argv[1:]),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
-        "args": {k: v for k, v in vars(args).items() if k not in ("child", "json")},
+        "args": {k: v for k, v in vars(args).items() if k not in ("child", "json", "seed")},
         "runs": runs,
         "summary": summary,
         "ratios": ratio,

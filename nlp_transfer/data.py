@@ -286,6 +286,14 @@ def prepare_classification(
                     f"{n} row(s) of the {split} split have no {what} in column '{flag}' (first at row {bad}): "
                     "fill in or drop those rows"
                 )
+            if col != "label":
+                odd = next((i for i, v in enumerate(values) if not isinstance(v, str)), None)
+                if odd is not None:
+                    option = "--text_column" if col == "text" else "--text_pair_column"
+                    raise NLPTransferError(
+                        f"column '{flag}' of the {split} split holds {type(values[odd]).__name__} values, not text "
+                        f"(first at row {odd}): choose the text column with {option}"
+                    )
         out[split] = ds
     if "train" not in out:
         raise NLPTransferError("no usable train split")

@@ -355,7 +355,7 @@ model = PeftModel.from_pretrained(base, "PATH_OR_REPO")
     body = f"""
 # {data.model_name}
 
-Fine-tuned from `{base_model}` with [nlp_transfer](https://github.com/) ({strategy} strategy) for
+Fine-tuned from `{base_model}` with nlp_transfer ({strategy} strategy) on `{dataset_name}` for
 {problem_type.replace("_", " ")} over {labels}.
 
 ## Results

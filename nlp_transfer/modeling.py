@@ -36,6 +36,10 @@ def resolve_model_path(name_or_path: str) -> str:
                 "Hugging Face checkpoint"
             )
         return expanded
+    if os.path.isfile(expanded):
+        raise NLPTransferError(
+            f"--model_name_or_path {name_or_path} is a file: pass the folder that holds config.json and the weights"
+        )
     packaged = assets.packaged_model_path(name_or_path)
     if packaged is not None:
         logger.info("using the offline copy of %s installed at %s", name_or_path, packaged)

@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
         overwrite=training_args.overwrite_output_dir,
         resume_from_checkpoint=training_args.resume_from_checkpoint,
     )
+    model_path = modeling.resolve_model_path(model_args.model_name_or_path)  # fail fast on a mistyped path
     set_seed(training_args.seed)
 
     # ---- 2. data: load, check, label maps, held-out split
@@ -97,7 +98,10 @@ def main(argv: list[str] | None = None) -> dict:
         validation_file=data_args.validation_file,
         test_file=data_args.test_file,
     )
-    dataset_label = data_args.train_file or data_args.dataset_name or data.DEFAULT_DATASET
+    # how the card names the data: a Hub/builtin id as given, a local file by its name (not a private path)
+    dataset_label = data_args.dataset_name or data.DEFAULT_DATASET
+    if data_args.train_file:
+        dataset_label = os.path.basename(data_args.train_file)
     if using_default_data:
         logger.info("no data given: using %s (see data_cards/bbc_news.md)", data.DEFAULT_DATASET)
     dd, labels = data.prepare_classification(
@@ -126,7 +130,6 @@ def main(argv: list[str] | None = None) -> dict:
         training_args.eval_strategy = "no"
 
     # ---- 3. model + tokenizer + transfer strategy
-    model_path = modeling.resolve_model_path(model_args.model_name_or_path)
     tokenizer = modeling.load_tokenizer(
         modeling.resolve_model_path(model_args.tokenizer_name) if model_args.tokenizer_name else model_path,
         trust_remote_code=model_args.trust_remote_code,

@@ -198,9 +198,15 @@ def test_decoder_full_and_lora(tiny_gpt2, sentiment_files, tmp_path):
         assert cfg["pad_token_id"] == 0 and cfg["id2label"]["1"] == "positive"
         labels, got, _ = pipe_logits(out)
         assert labels == ["negative", "positive"]
+        tok = AutoTokenizer.from_pretrained(out)
         if strategy == "full":
             m = AutoModelForSequenceClassification.from_pretrained(out)
-            np.testing.assert_allclose(got, model_logits(m, AutoTokenizer.from_pretrained(out)), atol=1e-5)
+        else:  # the adapter on a fresh copy of the base, through PEFT
+            from peft import PeftModel
+
+            base = AutoModelForSequenceClassification.from_pretrained(tiny_gpt2, num_labels=2, pad_token_id=0)
+            m = PeftModel.from_pretrained(base, str(out))
+        np.testing.assert_allclose(got, model_logits(m, tok), atol=1e-5)
 
 
 def test_real_tiny_decoder_stories260k(stories260k, tmp_path):

@@ -150,6 +150,12 @@ def test_null_labels(tmp_path):
         load(p)
 
 
+def test_text_column_that_is_not_text(tmp_path):
+    rows = [{"text": f"t{i}", "id": i, "label": ["a", "b"][i % 2]} for i in range(10)]
+    with pytest.raises(NLPTransferError, match="column 'id' of the train split holds int values, not text"):
+        load(write_rows(str(tmp_path / "t.jsonl"), rows), text_column="id")
+
+
 def test_not_utf8(tmp_path):
     p = tmp_path / "t.csv"
     p.write_bytes("text,label\ncaf\xe9,pos\nb,neg\n".encode("latin-1"))
