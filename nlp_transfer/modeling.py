@@ -16,6 +16,7 @@ import re
 
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import logging as hf_logging
 
 from . import assets
 from .errors import NLPTransferError
@@ -95,7 +96,8 @@ def load_sequence_classifier(
     revision: str = "main",
 ):
     """``AutoModelForSequenceClassification`` with a new head for the given labels; decoders get ``pad_token_id``
-    so their head can find the last real token of each padded row."""
+    so their head can find the last real token of each padded row. The new head is logged by the caller, so
+    transformers' load report (which lists it as missing) is silenced for the load."""
     try:
         config = AutoConfig.from_pretrained(
             name_or_path,
@@ -108,9 +110,14 @@ def load_sequence_classifier(
         )
         if config.pad_token_id is None:
             config.pad_token_id = pad_token_id
-        model = AutoModelForSequenceClassification.from_pretrained(
-            name_or_path, config=config, trust_remote_code=trust_remote_code, revision=revision
-        )
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # its "newly initialized: classifier" report is expected: the head is new
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                name_or_path, config=config, trust_remote_code=trust_remote_code, revision=revision
+            )
+        finally:
+            hf_logging.set_verbosity(verbosity)
     except (OSError, ValueError, ImportError) as e:
         raise _load_error(name_or_path, e) from None
     except KeyError as e:  # unknown model_type in an old/new config

@@ -34,7 +34,6 @@ import time
 
 import torch
 from transformers import DataCollatorWithPadding, Trainer, set_seed
-from transformers import logging as hf_logging
 
 from nlp_transfer import data, export, modeling, report
 from nlp_transfer.cli import run, setup_logging
@@ -135,21 +134,16 @@ def main(argv: list[str] | None = None) -> dict:
         trust_remote_code=model_args.trust_remote_code,
         revision=model_args.model_revision,
     )
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the "newly initialized head" report is expected here
-    try:
-        model = modeling.load_sequence_classifier(
-            model_path,
-            num_labels=labels.num_labels,
-            id2label=labels.id2label,
-            label2id=labels.label2id,
-            problem_type=labels.problem_type,
-            pad_token_id=tokenizer.pad_token_id,
-            trust_remote_code=model_args.trust_remote_code,
-            revision=model_args.model_revision,
-        )
-    finally:
-        hf_logging.set_verbosity(verbosity)
+    model = modeling.load_sequence_classifier(
+        model_path,
+        num_labels=labels.num_labels,
+        id2label=labels.id2label,
+        label2id=labels.label2id,
+        problem_type=labels.problem_type,
+        pad_token_id=tokenizer.pad_token_id,
+        trust_remote_code=model_args.trust_remote_code,
+        revision=model_args.model_revision,
+    )
     max_len = data_args.max_seq_length
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit and max_len > limit:
