@@ -198,8 +198,13 @@ def _label_values(ds, multi: bool, sep: str | None) -> list:
                         "them as lists in json/jsonl/parquet"
                     )
                 out.append([p.strip() for p in v.split(sep) if p.strip()])
-            else:
+            elif isinstance(v, (list, tuple)):
                 out.append([str(x) for x in v])
+            else:
+                raise NLPTransferError(
+                    f"multi-label needs a list of labels per row, found {type(v).__name__} {v!r}: store lists in "
+                    "json/jsonl/parquet, or strings with --label_separator"
+                )
         return out
     return values
 

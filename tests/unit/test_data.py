@@ -73,6 +73,12 @@ def test_multilabel_lists_and_separator(tmp_path):
     assert info2.names == ["a", "b", "c"] and len(dd2["train"][0]["label"]) == 3
 
 
+def test_multilabel_forced_on_scalar_labels(tmp_path):
+    rows = [{"text": f"t{i}", "label": i % 2} for i in range(10)]
+    with pytest.raises(NLPTransferError, match="multi-label needs a list of labels"):
+        load(write_rows(str(tmp_path / "m.jsonl"), rows), problem_type="multi_label_classification")
+
+
 def test_regression_float_labels(tmp_path):
     rows = [{"text": f"t{i}", "label": i / 7} for i in range(20)]
     dd, info = load(write_rows(str(tmp_path / "r.jsonl"), rows))
