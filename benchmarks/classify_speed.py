@@ -36,6 +36,18 @@ SST2 = os.path.join(REPO, "..", "shared", "datasets", "sst2")
 VARIANTS = ("plain", "dynamic", "recipe")
 
 
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")) + f" ({cpu})"
+    except (OSError, StopIteration):
+        pass
+    import torch
+
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}, torch {torch.__version__}"
+
+
 def load_data(dataset: str, n_train: int, seed: int):
     from nlp_transfer.data import load_raw_datasets, prepare_classification
 
@@ -166,14 +178,15 @@ def main() -> None:
 
     keys = ["train_samples_per_second", "train_wall_s", "peak_rss_mb", "eval_accuracy", "padded_tokens_per_epoch"]
     summary = {v: {k: mean(v, k) for k in keys} | {"eval_accuracy_std": std(v, "eval_accuracy")} for v in runs}
-    ratio = {
-        "speedup_samples_per_second": summary["recipe"]["train_samples_per_second"]
-        / summary["plain"]["train_samples_per_second"],
-        "wall_time_ratio_plain_over_recipe": summary["plain"]["train_wall_s"] / summary["recipe"]["train_wall_s"],
-        "peak_rss_ratio_recipe_over_plain": summary["recipe"]["peak_rss_mb"] / summary["plain"]["peak_rss_mb"],
-        "accuracy_difference_recipe_minus_plain": summary["recipe"]["eval_accuracy"]
-        - summary["plain"]["eval_accuracy"],
-    }
+    plain = summary["plain"]
+    ratio = {}
+    for v in ("dynamic", "recipe"):
+        ratio[f"speedup_samples_per_second_{v}"] = (
+            summary[v]["train_samples_per_second"] / plain["train_samples_per_second"]
+        )
+        ratio[f"wall_time_ratio_plain_over_{v}"] = plain["train_wall_s"] / summary[v]["train_wall_s"]
+        ratio[f"peak_rss_ratio_{v}_over_plain"] = summary[v]["peak_rss_mb"] / plain["peak_rss_mb"]
+        ratio[f"accuracy_difference_{v}_minus_plain"] = summary[v]["eval_accuracy"] - plain["eval_accuracy"]
     print(f"\nmeans over seeds {args.seeds}:")
     print(f"{'':>8} {'samples/s':>10} {'train wall s':>13} {'peak RSS MB':>12} {'accuracy':>16} {'tokens/epoch':>13}")
     for v in VARIANTS:
@@ -186,7 +199,7 @@ def main() -> None:
     print("\n" + "\n".join(f"{k}: {v:.3f}" for k, v in ratio.items()))
     record = {
         "command": "python " + " ".join([os.path.relpath(os.path.abspath(__file__), REPO)] + sys.argv[1:]),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+        "machine": machine(),
         "args": {k: v for k, v in vars(args).items() if k not in ("child", "json", "seed")},
         "runs": runs,
         "summary": summary,
