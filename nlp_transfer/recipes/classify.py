@@ -20,7 +20,7 @@ Launch commands::
     #   pipeline("text-classification", model="out/", truncation=True)
 
 Strategies: full | frozen (feature extraction) | partial (embeddings + bottom N layers frozen) | lora.
-Learning rate, when not set: 5e-5 for full and partial, 1e-3 for frozen, 5e-4 for lora.
+Learning rate, when not set: 5e-5 for full and partial, 3e-2 for frozen, 1e-3 for lora.
 Outputs (see nlp_transfer/export.py): weights or adapter + head, tokenizer, config with label names, metrics.json,
 run_config.yaml, training_curves.png, README.md model card, checkpoint-*/ for resuming.
 """
@@ -59,7 +59,11 @@ DEFAULTS = {
     "train_sampling_strategy": "group_by_length",
     "seed": 42,
 }
-LEARNING_RATE = {"full": 5e-5, "partial": 5e-5, "frozen": 1e-3, "lora": 5e-4}
+# A frozen backbone leaves a linear probe, whose best step depends on the feature scale: MiniLM-L6's pooled features
+# have std 0.06, and on BBC News 1e-3 underfit badly (73% held-out) where 3e-2 gave 91.5% and 1e-1 93.3%
+# (recipes/README.md). LoRA on short CPU budgets likewise wants more than the 4e-4..5e-4 of the LoRA paper's long
+# runs: on SST-2 (8k rows, 2 epochs) 2e-3 gave 83.7% where 5e-4 gave 81.3%. Shipped configs set measured values.
+LEARNING_RATE = {"full": 5e-5, "partial": 5e-5, "frozen": 3e-2, "lora": 1e-3}
 N_ROUND_TRIP = 8  # held-out examples the saved folder must reproduce
 
 
