@@ -204,10 +204,20 @@ def apply_strategy(
         logger.info("partial: froze the embeddings and %d of %d layers (%s)", n, len(layers), layers_name)
     elif strategy == "lora":
         from peft import LoraConfig, get_peft_model
+        from transformers.pytorch_utils import Conv1D
 
         targets = lora_target_modules or default_lora_targets(model)
+        # GPT-2-style Conv1D layers store weights transposed; PEFT needs to know (it warns and fixes it otherwise)
+        conv1d = isinstance(targets, list) and any(
+            isinstance(m, Conv1D) and n.split(".")[-1] in targets for n, m in model.named_modules()
+        )
         config = LoraConfig(
-            task_type=task_type, r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=targets
+            task_type=task_type,
+            r=lora_r,
+            lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout,
+            target_modules=targets,
+            fan_in_fan_out=conv1d,
         )
         try:
             model = get_peft_model(model, config)
