@@ -58,6 +58,11 @@ def resolve_model_path(name_or_path: str) -> str:
 
 def _load_error(name: str, e: Exception) -> NLPTransferError:
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if "custom code" in msg or "trust_remote_code" in msg:
+        return NLPTransferError(
+            f"{name} needs its own modelling code to load; nlp_transfer does not run it unless asked: review the "
+            "code, then pass --trust_remote_code"
+        )
     if os.path.isdir(name):
         return NLPTransferError(f"could not load the model in {name} ({msg[:200]}): is it a complete checkpoint?")
     return NLPTransferError(
@@ -223,7 +228,7 @@ def apply_strategy(
             model = get_peft_model(model, config)
         except ValueError as e:
             raise NLPTransferError(
-                f"LoRA could not be applied ({str(e).splitlines()[0][:200]}): check --lora_target_modules"
+                f"LoRA could not be applied ({str(e).splitlines()[0][:200]}): check the --lora_* options"
             ) from None
         logger.info("lora: r=%d alpha=%d dropout=%s targets=%s", lora_r, lora_alpha, lora_dropout, targets)
     else:

@@ -38,6 +38,7 @@ from transformers import DataCollatorWithPadding, Trainer, set_seed
 from nlp_transfer import data, export, modeling, report
 from nlp_transfer.cli import run, setup_logging
 from nlp_transfer.config import DataArguments, ModelArguments, TransferTrainingArguments, parse_args, to_serialisable
+from nlp_transfer.errors import NLPTransferError
 from nlp_transfer.metrics import MAIN_METRIC, make_compute_metrics
 
 logger = logging.getLogger("nlp_transfer.recipes.classify")
@@ -149,6 +150,8 @@ def main(argv: list[str] | None = None) -> dict:
         revision=model_args.model_revision,
     )
     max_len = data_args.max_seq_length
+    if max_len < 2:
+        raise NLPTransferError(f"--max_seq_length must be at least 2 tokens, got {max_len}")
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit and max_len > limit:
         logger.warning("max_seq_length %d exceeds the model's %d positions; using %d", max_len, limit, limit)

@@ -395,6 +395,7 @@ def test_help_in_a_subprocess():
         ("hub_model_offline", "could not load 'nobody/no-such-model'"),
         ("unknown_flag", "unknown argument"),
         ("output_dir_full", "already holds a run"),
+        ("bad_max_seq_length", "--max_seq_length must be at least 2"),
     ],
 )
 def test_user_errors_are_one_line(case, expected, tmp_path, tiny_bert, sentiment_files):
@@ -408,6 +409,7 @@ def test_user_errors_are_one_line(case, expected, tmp_path, tiny_bert, sentiment
         "hub_model_offline": ["--train_file", train, "--model_name_or_path", "nobody/no-such-model"],
         "unknown_flag": ["--train_file", train, "--lerning_rate", "1"],
         "output_dir_full": ["--train_file", train],
+        "bad_max_seq_length": ["--train_file", train, "--max_seq_length", "0"],
     }[case]
     if case == "bad_extension":
         shutil.copy(train, Path(train).with_suffix(".txt"))
