@@ -219,6 +219,23 @@ def _pipeline_logits(folder: str, inputs: list, label2id: dict[str, int], device
     return logits, top
 
 
+def _compare(expected: np.ndarray, got: np.ndarray, top: list[str], source: str, id2label: dict, atol: float) -> dict:
+    diff = float(np.max(np.abs(expected - got))) if len(expected) else 0.0
+    if expected.shape[1] > 1:
+        want = [id2label[int(i)] for i in expected.argmax(-1)]
+        if want != top:
+            raise NLPTransferError(
+                f"round-trip check failed: {source} predicts {top} but the trained model predicts {want}; "
+                "the checkpoints in the output folder are kept (please report this)"
+            )
+    if diff > atol * max(1.0, float(np.max(np.abs(expected)))):
+        raise NLPTransferError(
+            f"round-trip check failed: {source} logits differ from the trained model's by {diff:.2e}; "
+            "the checkpoints in the output folder are kept (please report this)"
+        )
+    return {"examples": len(expected), "max_abs_logit_diff": diff, "predicted_labels": top}
+
+
 def verify_pipeline(
     folder: str,
     model,
@@ -247,23 +264,44 @@ def verify_pipeline(
         `NLPTransferError` when labels or logits differ.
     """
     expected = _model_logits(model, tokenizer, inputs, max_seq_length)
-    device = next(model.parameters()).device
-    got, top = _pipeline_logits(folder, inputs, label2id, device)
-    diff = float(np.max(np.abs(expected - got))) if len(inputs) else 0.0
+    got, top = _pipeline_logits(folder, inputs, label2id, next(model.parameters()).device)
     id2label = {i: n for n, i in label2id.items()}
-    if expected.shape[1] > 1:
-        want = [id2label[int(i)] for i in expected.argmax(-1)]
-        if want != top:
-            raise NLPTransferError(
-                f"round-trip check failed: pipeline({folder}) predicts {top} but the trained model predicts {want}; "
-                "the checkpoints in the output folder are kept (please report this)"
-            )
-    if diff > atol * max(1.0, float(np.max(np.abs(expected)))):
-        raise NLPTransferError(
-            f"round-trip check failed: pipeline({folder}) logits differ from the trained model's by {diff:.2e}; "
-            "the checkpoints in the output folder are kept (please report this)"
+    return _compare(expected, got, top, f"pipeline({folder})", id2label, atol)
+
+
+def verify_adapter(
+    folder: str,
+    model,
+    tokenizer,
+    inputs: list,
+    *,
+    base_model_path: str,
+    max_seq_length: int,
+    trust_remote_code: bool = False,
+    atol: float = 1e-4,
+) -> dict:
+    """For an adapter-only folder (``--save_base_model false``): reload it the PEFT way,
+    ``PeftModel.from_pretrained(base, folder)`` on a fresh base built with the folder's config (labels, head size),
+    and check it reproduces ``model``'s outputs. Same return value and errors as `verify_pipeline`."""
+    from peft import PeftModel
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import logging as hf_logging
+
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the base has no trained head; the adapter brings it
+    try:
+        base = AutoModelForSequenceClassification.from_pretrained(
+            base_model_path, config=config, trust_remote_code=trust_remote_code
         )
-    return {"examples": len(inputs), "max_abs_logit_diff": diff, "predicted_labels": top}
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    reloaded = PeftModel.from_pretrained(base, folder).to(next(model.parameters()).device)
+    expected = _model_logits(model, tokenizer, inputs, max_seq_length)
+    got = _model_logits(reloaded, tokenizer, inputs, max_seq_length)
+    id2label = {int(i): n for i, n in config.id2label.items()}
+    top = [id2label[int(i)] for i in got.argmax(-1)] if got.shape[1] > 1 else []
+    return _compare(expected, got, top, f"PeftModel.from_pretrained(base, {folder})", id2label, atol)
 
 
 # --------------------------------------------------------------------------------------------- model card
@@ -308,7 +346,7 @@ def write_model_card(
                 )
             )
     data = ModelCardData(
-        base_model=base_model if not os.path.isabs(base_model) else None,
+        base_model=None if os.path.exists(base_model) else base_model,  # metadata wants a Hub id, not a path
         library_name=library_name,
         pipeline_tag="text-classification",
         tags=["nlp_transfer", "text-classification", strategy] + (["lora", "peft"] if lora else []),

@@ -218,6 +218,16 @@ def main(argv: list[str] | None = None) -> dict:
         checks["pipeline"] = export.verify_pipeline(
             stage, trainer.model, tokenizer, inputs, label2id=labels.label2id, max_seq_length=max_len
         )
+    else:  # adapter-only folder: plain pipeline() can't load it by design; check the PEFT way
+        checks["peft"] = export.verify_adapter(
+            stage,
+            trainer.model,
+            tokenizer,
+            inputs,
+            base_model_path=model_path,
+            max_seq_length=max_len,
+            trust_remote_code=model_args.trust_remote_code,
+        )
     if model_args.merge_lora and model_args.strategy == "lora":
         checks["pipeline_merged"] = export.verify_pipeline(
             os.path.join(stage, "merged"),
