@@ -15,6 +15,8 @@ from .errors import NLPTransferError
 
 RECIPES = {
     "classify": "nlp_transfer.recipes.classify",
+    "sentiment": "nlp_transfer.recipes.sentiment",
+    "qa": "nlp_transfer.recipes.qa",
 }
 
 

@@ -128,6 +128,81 @@ class DataArguments:
 
 
 @dataclass
+class QADataArguments:
+    """Data options of the extractive QA recipe: SQuAD-format data, windows over long contexts and answer
+    selection. (A separate dataclass rather than more `DataArguments` fields: the two recipes share only the file
+    options, and each ``--help`` should list only what its recipe reads.)"""
+
+    dataset_name: str | None = field(
+        default=None,
+        metadata={"help": "Hub dataset id in SQuAD form (squad, squad_v2); needs a network. Or use --train_file."},
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Hub dataset configuration."})
+    train_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Training questions: nested SQuAD json ({'data': [{'title', 'paragraphs': [{'context', "
+            "'qas'}]}]}, optionally .json.gz), or flat json/jsonl/csv/parquet rows with id, title, context, "
+            "question, answers {text: [...], answer_start: [...]}."
+        },
+    )
+    validation_file: str | None = field(default=None, metadata={"help": "Validation questions, same formats."})
+    test_file: str | None = field(default=None, metadata={"help": "Test questions, same formats."})
+    id_column: str = field(default="id", metadata={"help": "Flat rows: the question id column (made up if absent)."})
+    title_column: str = field(
+        default="title", metadata={"help": "Flat rows: the article title column, which --validation_split groups by."}
+    )
+    context_column: str = field(default="context", metadata={"help": "Flat rows: the context column."})
+    question_column: str = field(default="question", metadata={"help": "Flat rows: the question column."})
+    answer_column: str = field(
+        default="answers",
+        metadata={"help": "Flat rows: the answers column, {text: [...], answer_start: [...]} or a list of those."},
+    )
+    version_2_with_negative: bool = field(
+        default=False,
+        metadata={
+            "help": "SQuAD v2: some questions have no answer in the context (empty answers); the model may answer "
+            '"" (see --null_score_diff_threshold).'
+        },
+    )
+    null_score_diff_threshold: float = field(
+        default=0.0,
+        metadata={"help": 'v2: answer "" when the null score beats the best span\'s score by more than this.'},
+    )
+    max_seq_length: int = field(
+        default=384, metadata={"help": "Tokens per window (question + context part + special tokens)."}
+    )
+    doc_stride: int = field(
+        default=128,
+        metadata={"help": "Tokens shared by consecutive windows when a context is longer than one window."},
+    )
+    max_answer_length: int = field(
+        default=30, metadata={"help": "Longest answer the post-processing picks, in tokens."}
+    )
+    n_best_size: int = field(
+        default=20, metadata={"help": "Start and end positions tried per window when picking the answer span."}
+    )
+    validation_split: float = field(
+        default=0.1,
+        metadata={
+            "help": "When there is no validation split: the fraction of ARTICLES (titles) of train held out, "
+            "seeded, so no article has questions on both sides."
+        },
+    )
+    pad_to_max_length: bool = field(
+        default=False,
+        metadata={"help": "Pad every window to max_seq_length (slower); default pads each batch to its longest."},
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Use at most this many training questions (seeded random subset)."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Use at most this many validation questions (seeded random subset)."}
+    )
+    max_test_samples: int | None = field(default=None, metadata={"help": "Use at most this many test questions."})
+
+
+@dataclass
 class TransferTrainingArguments(TrainingArguments):
     """`transformers.TrainingArguments` plus the output-folder policy of nlp_transfer."""
 
@@ -207,7 +282,7 @@ def parse_args(
     argv = list(sys.argv[1:] if argv is None else argv)
     known = _dataclass_keys(dataclass_types)
 
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--config", default=None)
     pre_ns, _ = pre.parse_known_args(argv)
     file_values = _read_yaml(pre_ns.config) if pre_ns.config else {}
@@ -222,7 +297,11 @@ def parse_args(
         )
 
     parser = _Parser(
-        dataclass_types, prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+        dataclass_types,
+        prog=prog,
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,  # --max_answer_len must not silently mean --max_answer_length
     )
     parser.add_argument("--config", default=None, help="YAML file of option: value pairs; CLI flags override it.")
     merged = {**(defaults or {}), **file_values}

@@ -14,6 +14,11 @@ run)::
       metrics.json, run_config.yaml, training_curves.png, README.md (model card)
       checkpoint-*/            Trainer checkpoints (resume with --resume_from_checkpoint true)
 
+An extractive QA run (``nlp_transfer.recipes.qa``) writes the same files plus ``predictions.json`` and
+``qa_pipeline.py``: transformers 5.x has no "question-answering" pipeline any more, so the folder carries its own
+(`nlp_transfer.qa_pipeline`) and names it in ``config.json`` (``custom_pipelines``), with the window and answer
+settings it was trained with (``nlp_transfer_qa``); see `save_qa_model`.
+
 Why the base weights sit next to a LoRA adapter: when a folder holds ``config.json`` plus an adapter,
 transformers (5.x) loads the base model *from that folder* and applies the adapter on top, which is the only way
 plain ``pipeline(model=output_dir)`` gets both the label names and the trained head. Without them it would load the
@@ -124,8 +129,10 @@ def save_classifier(
     save_base_model: bool = True,
     merge_lora: bool = False,
     trust_remote_code: bool = False,
+    load_base=None,
 ) -> None:
-    """Write a trained sequence classifier so that ``pipeline("text-classification", model=folder)`` loads it.
+    """Write a trained sequence classifier so that ``pipeline("text-classification", model=folder)`` loads it
+    (or, with ``load_base``, another task model: the QA recipe goes through `save_qa_model`).
 
     Args:
         model: the trained model (a `peft.PeftModel` for LoRA).
@@ -138,17 +145,25 @@ def save_classifier(
         save_base_model (`bool`, defaults to `True`): LoRA: write the base weights next to the adapter.
         merge_lora (`bool`, defaults to `False`): LoRA: also write ``merged/``, a standalone merged model.
         trust_remote_code (`bool`, defaults to `False`): passed when reloading the base model.
+        load_base (`Callable[[config], model]`, *optional*): LoRA: rebuilds the untrained base model with its task
+            head from ``base_model_path`` (for the base weights and ``merged/``); defaults to
+            ``AutoModelForSequenceClassification.from_pretrained(base_model_path, config=config)``.
     """
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
+
+    if load_base is None:
+
+        def load_base(config):
+            return AutoModelForSequenceClassification.from_pretrained(
+                base_model_path, config=config, trust_remote_code=trust_remote_code
+            )
 
     tokenizer.model_max_length = max_seq_length
     if isinstance(model, PeftModel):
         config = model.get_base_model().config
         if save_base_model:
-            base = AutoModelForSequenceClassification.from_pretrained(
-                base_model_path, config=config, trust_remote_code=trust_remote_code
-            )
+            base = load_base(config)
             base.save_pretrained(folder)
             del base
         else:
@@ -162,9 +177,7 @@ def save_classifier(
             json.dump(adapter_cfg, f, indent=2, sort_keys=True)
         if merge_lora:
             merged_dir = os.path.join(folder, "merged")
-            base = AutoModelForSequenceClassification.from_pretrained(
-                base_model_path, config=config, trust_remote_code=trust_remote_code
-            )
+            base = load_base(config)
             merged = PeftModel.from_pretrained(base, folder).merge_and_unload()
             merged.save_pretrained(merged_dir)
             tokenizer.save_pretrained(merged_dir)
@@ -409,6 +422,314 @@ Main metric: `{main_metric}`. All figures are on held-out data the model did not
 - Strategy: `{strategy}`; {trainable_params:,} of {total_params:,} parameters trained.
 {lora_line}- Max sequence length: {max_seq_length}
 {hp}
+
+The full resolved configuration is in `run_config.yaml`.
+
+## Usage
+
+{usage}
+"""
+    card = ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+    card.save(path)
+
+
+# ------------------------------------------------------------------------------------------- extractive QA
+QA_PIPELINE_FILE = "qa_pipeline.py"
+
+
+def _qa_pipeline_source() -> str:
+    from . import qa_pipeline
+
+    return qa_pipeline.__file__
+
+
+def save_qa_model(
+    model,
+    tokenizer,
+    folder: str,
+    *,
+    base_model_path: str,
+    base_model_name: str,
+    max_seq_length: int,
+    qa_settings: dict,
+    save_base_model: bool = True,
+    merge_lora: bool = False,
+    trust_remote_code: bool = False,
+) -> None:
+    """Write a trained extractive QA model so that ``pipeline("question-answering", model=folder,
+    trust_remote_code=True)`` loads it with plain transformers.
+
+    As `save_classifier` (weights or adapter + head, tokenizer with ``model_max_length=max_seq_length``), plus:
+    ``qa_pipeline.py`` (a copy of `nlp_transfer.qa_pipeline`), registered in ``config.json`` as the folder's
+    ``custom_pipelines["question-answering"]``, and ``config.json["nlp_transfer_qa"] = qa_settings`` (the window,
+    answer-length and no-answer settings the pipeline uses by default).
+
+    Args:
+        qa_settings (`dict`): ``max_seq_len``, ``doc_stride``, ``max_answer_len``, ``n_best_size``,
+            ``handle_impossible_answer``, ``null_score_diff_threshold``.
+        Other arguments: see `save_classifier`.
+    """
+    from peft import PeftModel
+
+    from .qa import load_qa_model
+    from .qa_pipeline import CONFIG_KEY
+
+    config = model.get_base_model().config if isinstance(model, PeftModel) else model.config
+    setattr(config, CONFIG_KEY, dict(qa_settings))
+    config.custom_pipelines = {
+        "question-answering": {
+            "impl": "qa_pipeline.ExtractiveQAPipeline",
+            "pt": ["AutoModelForQuestionAnswering"],
+            "type": "text",
+        }
+    }
+    save_classifier(
+        model,
+        tokenizer,
+        folder,
+        base_model_path=base_model_path,
+        base_model_name=base_model_name,
+        max_seq_length=max_seq_length,
+        save_base_model=save_base_model,
+        merge_lora=merge_lora,
+        trust_remote_code=trust_remote_code,
+        load_base=lambda config: load_qa_model(base_model_path, config=config, trust_remote_code=trust_remote_code),
+    )
+    for target in [folder] + ([os.path.join(folder, "merged")] if merge_lora else []):
+        shutil.copyfile(_qa_pipeline_source(), os.path.join(target, QA_PIPELINE_FILE))
+
+
+def _compare_answers(
+    examples: list[dict], expected: dict[str, dict], got: list[dict], source: str, atol: float
+) -> dict:
+    max_diff, ties = 0.0, 0
+    for ex, g in zip(examples, got):
+        want = expected[ex["id"]]
+        diff = abs(float(g["score"]) - float(want["score"]))
+        max_diff = max(max_diff, diff)
+        same = (g["answer"], g["start"], g["end"]) == (want["text"], want["start"], want["end"])
+        close = diff <= atol * max(1.0, abs(float(want["score"])))
+        if not close:
+            what = (
+                f"answers {g['answer']!r} where the trained model's post-processing gives {want['text']!r}"
+                if not same
+                else f"scores the answer {g['answer']!r} {g['score']:.4f} instead of {want['score']:.4f}"
+            )
+            raise NLPTransferError(
+                f"round-trip check failed: {source} {what} for question {ex['id']!r}; the checkpoints in the output "
+                "folder are kept (please report this)"
+            )
+        if not same:  # two spans within float noise of each other: either is the model's answer
+            ties += 1
+            logger.info(
+                "round trip: question %r: near-tie between %r and %r (scores %.6f, %.6f)",
+                ex["id"],
+                g["answer"],
+                want["text"],
+                g["score"],
+                want["score"],
+            )
+    return {"examples": len(examples), "max_abs_score_diff": max_diff, "near_ties": ties}
+
+
+def _run_qa_pipeline(pipe, examples: list[dict]) -> list[dict]:
+    out = pipe([{"question": ex["question"], "context": ex["context"]} for ex in examples])
+    return out if isinstance(out, list) else [out]
+
+
+def verify_qa_pipeline(folder: str, examples: list[dict], expected: dict[str, dict], *, atol: float = 1e-4) -> dict:
+    """Reload ``folder`` with ``pipeline("question-answering", ...)`` and check that it gives the answers the
+    recipe's post-processing gave (``expected``) on ``examples``.
+
+    The pipeline runs with the settings stored in the folder (no arguments), so this also checks that they are the
+    training ones. It is built with ``pipeline_class=ExtractiveQAPipeline`` (no code run from the folder), after
+    checking that the folder's ``qa_pipeline.py`` is byte-identical to that class's module and registered in
+    ``config.json``: ``trust_remote_code=True`` then runs the same code (the tests run that path too).
+
+    Args:
+        folder (`str`): the saved output folder.
+        examples (`list[dict]`): a few held-out rows (``id``, ``question``, ``context``).
+        expected (`dict`): question id -> ``{"text", "start", "end", "score"}`` from `nlp_transfer.qa.postprocess`.
+        atol (`float`, defaults to 1e-4): tolerance on scores (logit sums), relative to their size when above 1.
+
+    Returns:
+        `dict` with the number of examples, the largest score difference and the number of near-ties (two spans
+        whose scores differ by less than the tolerance, where either may win).
+
+    Raises:
+        `NLPTransferError` on a different answer or score, or a folder whose pipeline files are missing or stale.
+    """
+    from transformers import pipeline
+
+    from .qa_pipeline import ExtractiveQAPipeline
+
+    _check_qa_pipeline_files(folder)
+    pipe = pipeline("question-answering", model=folder, pipeline_class=ExtractiveQAPipeline, device="cpu")
+    return _compare_answers(examples, expected, _run_qa_pipeline(pipe, examples), f"pipeline({folder})", atol)
+
+
+def verify_qa_adapter(
+    folder: str,
+    examples: list[dict],
+    expected: dict[str, dict],
+    *,
+    base_model_path: str,
+    trust_remote_code: bool = False,
+    atol: float = 1e-4,
+) -> dict:
+    """For an adapter-only QA folder (``--save_base_model false``): ``PeftModel.from_pretrained`` on a fresh base
+    built with the folder's config, wrapped in `ExtractiveQAPipeline`; same checks and return value as
+    `verify_qa_pipeline`."""
+    from peft import PeftModel
+    from transformers import AutoConfig, AutoTokenizer
+
+    from .qa import load_qa_model
+    from .qa_pipeline import ExtractiveQAPipeline
+
+    _check_qa_pipeline_files(folder)
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    base = load_qa_model(base_model_path, config=config, trust_remote_code=trust_remote_code)
+    model = PeftModel.from_pretrained(base, folder).eval()
+    pipe = ExtractiveQAPipeline(model=model, tokenizer=AutoTokenizer.from_pretrained(folder), device="cpu")
+    source = f"PeftModel.from_pretrained(base, {folder})"
+    return _compare_answers(examples, expected, _run_qa_pipeline(pipe, examples), source, atol)
+
+
+def _check_qa_pipeline_files(folder: str) -> None:
+    path = os.path.join(folder, QA_PIPELINE_FILE)
+    with open(_qa_pipeline_source(), "rb") as f:
+        want = f.read()
+    got = None
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            got = f.read()
+    if got != want:
+        raise NLPTransferError(
+            f"round-trip check failed: {path} is missing or differs from nlp_transfer's qa_pipeline.py "
+            "(please report this)"
+        )
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        registered = json.load(f).get("custom_pipelines", {}).get("question-answering", {})
+    if registered.get("impl") != "qa_pipeline.ExtractiveQAPipeline":
+        raise NLPTransferError(
+            f"round-trip check failed: {folder}/config.json does not register the question-answering pipeline "
+            "(please report this)"
+        )
+
+
+def write_qa_model_card(
+    path: str,
+    *,
+    base_model: str,
+    strategy: str,
+    library_name: str,
+    dataset_name: str,
+    metrics: dict,
+    hyperparameters: dict,
+    qa_settings: dict,
+    lora: dict | None,
+    trainable_params: int,
+    total_params: int,
+    has_curves: bool,
+    merged: bool,
+    split_note: str | None = None,
+) -> None:
+    """Write the model card (``README.md``) of an extractive QA model: metadata (``pipeline_tag:
+    question-answering``), SQuAD EM/F1, how the evaluation split was made, and copy-paste usage."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    eval_results = [
+        EvalResult(
+            task_type="question-answering",
+            dataset_type=dataset_name,
+            dataset_name=dataset_name,
+            dataset_split="validation" if k.startswith("eval_") else "test",
+            metric_type=k.split("_", 1)[1],
+            metric_value=round(float(v), 4),
+        )
+        for k, v in metrics.items()
+        if k.split("_", 1)[-1] in ("exact_match", "f1") and k.startswith(("eval_", "test_"))
+    ]
+    data = ModelCardData(
+        base_model=None if os.path.exists(base_model) else base_model,  # metadata wants a Hub id, not a path
+        library_name=library_name,
+        pipeline_tag="question-answering",
+        tags=["nlp_transfer", "question-answering", "extractive-qa", strategy] + (["lora", "peft"] if lora else []),
+        model_name=f"{os.path.basename(base_model.rstrip('/'))} fine-tuned on {dataset_name} for extractive QA",
+        eval_results=eval_results or None,
+    )
+    rows = "\n".join(
+        f"| {k} | {v:.2f} |" if isinstance(v, float) else f"| {k} | {v} |"
+        for k, v in sorted(metrics.items())
+        if k.startswith(("eval_", "test_")) and not k.endswith(("_runtime", "_per_second", "_epoch"))
+    )
+    lora_line = (
+        f"- LoRA: r={lora['r']}, alpha={lora['alpha']}, dropout={lora['dropout']}, targets={lora['targets']}; "
+        "the span head (`qa_outputs`) is trained in full and saved with the adapter.\n"
+        if lora
+        else ""
+    )
+    hp = "\n".join(f"- {k}: {v}" for k, v in hyperparameters.items())
+    qa = qa_settings
+    curves = "\n![training curves](training_curves.png)\n" if has_curves else ""
+    note = f"\n{split_note}\n" if split_note else ""
+    windows = (
+        f"- Windows: {qa['max_seq_len']} tokens, doc stride {qa['doc_stride']}; max answer length "
+        f"{qa['max_answer_len']} tokens\n"
+    )
+    no_answer = "no-answer allowed" if qa["handle_impossible_answer"] else "always an answer"
+    usage = f"""```python
+from transformers import pipeline
+
+qa = pipeline("question-answering", model="PATH_OR_REPO", trust_remote_code=True)
+qa(question="Who wrote it?", context="It was written by Ada Lovelace in 1843.")
+# {{'score': ..., 'start': ..., 'end': ..., 'answer': ...}}
+```
+transformers 5 no longer ships a `question-answering` pipeline. This folder carries its own, `qa_pipeline.py`
+(registered in `config.json` under `custom_pipelines`); `trust_remote_code=True` runs that file, so read it first.
+With nlp_transfer installed, the same code runs without remote code:
+```python
+from nlp_transfer.qa_pipeline import ExtractiveQAPipeline
+
+qa = pipeline("question-answering", model="PATH_OR_REPO", pipeline_class=ExtractiveQAPipeline)
+```
+Defaults (stored in `config.json` as `nlp_transfer_qa`, the settings used in training and evaluation): windows of
+{qa["max_seq_len"]} tokens overlapping by {qa["doc_stride"]} (`max_seq_len`, `doc_stride`), answers of at most
+{qa["max_answer_len"]} tokens (`max_answer_len`), {no_answer} (`handle_impossible_answer`). `score` is the span's
+start + end logit, not a probability."""
+    if lora:
+        usage += f"""
+
+With PEFT, on top of the base model:
+```python
+from peft import PeftModel
+from transformers import AutoModelForQuestionAnswering
+
+model = PeftModel.from_pretrained(AutoModelForQuestionAnswering.from_pretrained("{base_model}"), "PATH_OR_REPO")
+```
+(For decoders whose QA class names the backbone differently from a causal-LM checkpoint, e.g. Llama, transformers
+leaves that base's backbone untrained: build it with `nlp_transfer.qa.load_qa_model("{base_model}")` instead.)"""
+        if merged:
+            usage += "\n\n`merged/` holds a standalone copy with the adapter folded in (no PEFT needed)."
+    body = f"""
+# {data.model_name}
+
+Fine-tuned from `{base_model}` with nlp_transfer ({strategy} strategy) on `{dataset_name}` for extractive question
+answering: the answer is a span of the given context.
+
+## Results
+
+| metric | value |
+|---|---|
+{rows}
+
+SQuAD exact match and F1 in percent (official answer normalisation), on held-out questions the model did not
+train on; `predictions.json` holds every held-out answer.
+{note}{curves}
+## Training
+
+- Strategy: `{strategy}`; {trainable_params:,} of {total_params:,} parameters trained.
+{lora_line}{windows}{hp}
 
 The full resolved configuration is in `run_config.yaml`.
 

@@ -4,11 +4,16 @@ modules for these metrics are themselves), so nothing is fetched from the Hub, e
 single-label: accuracy, f1 (macro), precision (macro), recall (macro), mcc
 multi-label:  f1_micro, f1_macro, subset_accuracy (threshold 0.5 on the sigmoid)
 regression:   mse, pearson
+extractive QA: SQuAD exact match and F1 (v1.1 / v2.0; HasAns_ / NoAns_ splits for v2), written here from the
+               official evaluation scripts' definitions and checked against hand-worked examples (tests/unit)
 """
 
 from __future__ import annotations
 
+import re
+import string
 import warnings
+from collections import Counter
 
 import numpy as np
 from scipy.stats import pearsonr
@@ -78,3 +83,75 @@ def make_compute_metrics(problem_type: str):
         return compute_from_logits(eval_pred.predictions, eval_pred.label_ids, problem_type)
 
     return compute_metrics
+
+
+# ------------------------------------------------------------------------------------------ SQuAD EM / F1
+_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
+_PUNCTUATION = frozenset(string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    """The official SQuAD answer normalisation: lower-case, drop ASCII punctuation, drop the articles a/an/the,
+    collapse whitespace (in that order)."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def squad_exact_match(prediction: str, gold: str) -> float:
+    """1.0 when the normalised strings are equal, else 0.0."""
+    return float(normalize_answer(prediction) == normalize_answer(gold))
+
+
+def squad_f1(prediction: str, gold: str) -> float:
+    """Token-overlap F1 of the normalised strings (bag of words). When either side normalises to nothing, 1.0 if
+    both do, else 0.0 (SQuAD v2.0's rule; v1.1 never has empty gold answers)."""
+    pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    if not pred or not ref:
+        return float(pred == ref)
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def squad_metrics(
+    predictions: dict[str, str], references: dict[str, list[str]], *, version_2_with_negative: bool = False
+) -> dict[str, float]:
+    """SQuAD exact match and F1, in percent (0-100) as the official scripts report them.
+
+    Each question scores the best match over its gold answers. Gold answers that normalise to nothing are ignored;
+    a question left with none is unanswerable and its only gold answer is "" (SQuAD v2.0).
+
+    Args:
+        predictions (`dict[str, str]`): question id -> predicted answer ("" = no answer).
+        references (`dict[str, list[str]]`): question id -> gold answer texts (empty for unanswerable).
+        version_2_with_negative (`bool`, defaults to `False`): also report ``HasAns_*`` (answerable questions) and
+            ``NoAns_*`` (unanswerable ones) with their counts.
+
+    Returns:
+        `dict` with ``exact_match``, ``f1`` and ``total`` (+ the v2 splits).
+    """
+    missing = [k for k in references if k not in predictions]
+    if missing:
+        raise ValueError(f"{len(missing)} question(s) have no prediction (first: {missing[0]!r})")
+    em, f1, has_answer = {}, {}, {}
+    for qid, golds in references.items():
+        golds = [g for g in golds if normalize_answer(g)] or [""]
+        pred = predictions[qid]
+        em[qid] = max(squad_exact_match(pred, g) for g in golds)
+        f1[qid] = max(squad_f1(pred, g) for g in golds)
+        has_answer[qid] = golds != [""]
+
+    def mean(values: list[float]) -> float:
+        return 100.0 * sum(values) / len(values) if values else 0.0
+
+    out = {"exact_match": mean(list(em.values())), "f1": mean(list(f1.values())), "total": len(references)}
+    if version_2_with_negative:
+        for name, keep in (("HasAns", True), ("NoAns", False)):
+            ids = [q for q in references if has_answer[q] == keep]
+            out[f"{name}_exact_match"] = mean([em[q] for q in ids])
+            out[f"{name}_f1"] = mean([f1[q] for q in ids])
+            out[f"{name}_total"] = len(ids)
+    return out

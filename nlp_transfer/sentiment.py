@@ -309,7 +309,8 @@ class WindowedMetrics:
     """``compute_metrics`` for window-level predictions: pools them per document, then scores documents.
 
     Set ``doc_ids`` to the ``doc_id`` column of the split about to be evaluated (the recipe does this before each
-    ``trainer.evaluate``); predictions come back in dataset order because evaluation never shuffles.
+    ``trainer.evaluate``). Predictions must come back in dataset order: in transformers 5 that means a sequential
+    eval sampler, i.e. not ``train_sampling_strategy="group_by_length"`` (which reorders evaluation too).
     """
 
     def __init__(self, pooling: str = "mean"):

@@ -43,6 +43,7 @@ from nlp_transfer.cli import run, setup_logging
 from nlp_transfer.config import DataArguments, ModelArguments, TransferTrainingArguments, parse_args, to_serialisable
 from nlp_transfer.errors import NLPTransferError
 from nlp_transfer.metrics import make_compute_metrics
+from nlp_transfer.recipes.classify import DEFAULTS as CLASSIFY_DEFAULTS
 from nlp_transfer.recipes.classify import LEARNING_RATE, N_ROUND_TRIP
 
 logger = logging.getLogger("nlp_transfer.recipes.sentiment")
@@ -50,21 +51,8 @@ logger = logging.getLogger("nlp_transfer.recipes.sentiment")
 DEFAULT_DATASET = "builtin:crowdflower_tweets"
 # The embedded default's budget (applied only when no data is given): 6,000 training tweets, 2,000 held out.
 DEFAULT_DATA_BUDGET = {"max_train_samples": 6000, "max_eval_samples": 2000}
-DEFAULTS = {
-    "num_train_epochs": 2,
-    "per_device_train_batch_size": 16,
-    "per_device_eval_batch_size": 64,
-    "weight_decay": 0.01,
-    "warmup_steps": 0.1,
-    "eval_strategy": "epoch",
-    "save_strategy": "epoch",
-    "save_total_limit": 1,
-    "logging_steps": 10,
-    "logging_first_step": True,
-    "report_to": "none",
-    "train_sampling_strategy": "group_by_length",
-    "seed": 42,
-}
+# Training defaults are the classify recipe's (2 epochs, batch 16, warmup 10%, length-grouped batches, ...).
+DEFAULTS = dict(CLASSIFY_DEFAULTS)
 
 
 @dataclass
@@ -297,6 +285,12 @@ def main(argv: list[str] | None = None) -> dict:
     long_docs = sum(1 for n in tokenized["train"]["length"] if n >= max_len)
     logger.info("%d of %d training features fill the %d-token budget", long_docs, len(tokenized["train"]), max_len)
     windowed = sent_args.long_text == "windows"
+    if windowed and training_args.train_sampling_strategy == "group_by_length":
+        # transformers 5 also length-groups (reorders) *evaluation* batches under group_by_length, and pooling needs
+        # windows in dataset order. Windows are nearly all full-length anyway, so grouping would save little.
+        if "train_sampling_strategy" in explicit:
+            logger.warning("--long_text windows evaluates in dataset order: using train_sampling_strategy random")
+        training_args.train_sampling_strategy = "random"
     if windowed:
         compute_metrics = sentiment.WindowedMetrics(sent_args.window_pooling)
         if "validation" in tokenized:

@@ -80,3 +80,8 @@ def test_every_shipped_sentiment_config_parses(path, tmp_path):
     )
     assert m.model_name_or_path and t.learning_rate > 0 and s.long_text
     assert d.train_file or d.dataset_name  # shipped sentiment configs name their data
+
+
+def test_abbreviated_options_are_not_guessed(tmp_path):
+    with pytest.raises(NLPTransferError, match="unknown argument"):
+        parse(["--max_seq_len", "64", "--output_dir", str(tmp_path)])

@@ -1,0 +1,750 @@
+"""Extractive QA data: SQuAD-format loading and checks, the by-article split, window features with start/end labels,
+and n-best post-processing into answers.
+
+Every split becomes the same five columns (the flat Hugging Face ``squad`` form)::
+
+    id (str), title (str), context (str), question (str), answers {text: [str], answer_start: [int]}
+
+from a nested SQuAD json file (``{"version", "data": [{"title", "paragraphs": [{"context", "qas": [{"id",
+"question", "answers": [{"text", "answer_start"}], "is_impossible"?}]}]}]}``, optionally ``.json.gz``), flat
+json/jsonl/csv/parquet rows (column names configurable; answers as ``{text: [...], answer_start: [...]}``, a list of
+``{text, answer_start}`` or, in csv, either one as a JSON string), or a Hub dataset (``squad``, ``squad_v2``).
+
+What bad input does (decided per case; the recipe's docstring repeats it):
+
+- no context, an empty question, a duplicate id, malformed json: `NLPTransferError` naming the first offender.
+  Nothing sensible can be learnt or scored from such a row, and a silent drop would hide a broken export.
+- no answer (or only empty answer texts) in a SQuAD v1 dataset: `NLPTransferError` pointing at
+  ``--version_2_with_negative``: in v1 every question has an answer, so this is v2 data or a broken file.
+- an ``answer_start`` that does not point at the answer text: repaired when the text occurs within
+  `REPAIR_DISTANCE` characters of it (the nearest occurrence; off-by-one, 1-based or byte offsets), otherwise the
+  answer is not used for training (a question left with no usable answer is dropped from train); validation and
+  test keep its text as a gold answer, since EM/F1 only read the text. One warning per split with the counts.
+- contexts longer than one window are cut into overlapping windows (info log with counts). A training question whose
+  answer no single window holds entirely (the answer is longer than a window's context part, or cut by every window)
+  is dropped from training with a warning and a count; in evaluation it stays and is scored as usual.
+- a question too long to leave room for context is clipped to fit (warning with the count).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import random
+from collections import defaultdict
+
+import datasets
+from datasets import Dataset, DatasetDict, Features, Value
+
+from . import data, modeling
+from .errors import NLPTransferError
+from .metrics import squad_metrics
+from .qa_pipeline import NULL_INDEX, choose_answer, encode_windows, question_budget, rank_spans
+
+logger = logging.getLogger(__name__)
+
+REPAIR_DISTANCE = 100  # characters: how far from a wrong answer_start the answer text may be found and trusted
+FEATURES = Features(
+    {
+        "id": Value("string"),
+        "title": Value("string"),
+        "context": Value("string"),
+        "question": Value("string"),
+        "answers": {"text": datasets.List(Value("string")), "answer_start": datasets.List(Value("int64"))},
+    }
+)
+
+
+# --------------------------------------------------------------------------------------------------- loading
+def _read_squad_json(path: str, what: str) -> list[dict] | None:
+    """Rows of a nested SQuAD json file, or None when the file holds flat rows (a JSON list, or JSON Lines)."""
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            obj = json.load(f)
+    except json.JSONDecodeError as e:
+        if e.msg == "Extra data":  # several top-level values: JSON Lines under a .json name
+            return None
+        raise NLPTransferError(
+            f"{what} {path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}): fix the file"
+        ) from None
+    if isinstance(obj, list):
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("data"), list):
+        raise NLPTransferError(
+            f"{what} {path} is a JSON {type(obj).__name__} without a 'data' list: SQuAD json is "
+            '{"version": ..., "data": [articles]}; flat rows go in a JSON list or JSON Lines'
+        )
+    rows = []
+    for a, article in enumerate(obj["data"]):
+        where = f"{what} {path}: article {a}"
+        if not isinstance(article, dict) or not isinstance(article.get("paragraphs"), list):
+            raise NLPTransferError(f"{where} has no 'paragraphs' list: each article is {{title, paragraphs}}")
+        title = str(article.get("title") or f"article-{a}")
+        for p, para in enumerate(article["paragraphs"]):
+            if not isinstance(para, dict) or not isinstance(para.get("qas"), list):
+                raise NLPTransferError(f"{where} ({title}) paragraph {p} has no 'qas' list: each is {{context, qas}}")
+            context = para.get("context")
+            for q, qa in enumerate(para["qas"]):
+                if not isinstance(qa, dict):
+                    raise NLPTransferError(f"{where} ({title}) paragraph {p} question {q} is not an object")
+                answers = qa.get("answers") or []
+                if not isinstance(answers, list) or not all(
+                    isinstance(x, dict) and "text" in x and "answer_start" in x for x in answers
+                ):
+                    raise NLPTransferError(
+                        f"{where} ({title}) question {qa.get('id', q)!r}: 'answers' must be a list of "
+                        "{text, answer_start}"
+                    )
+                if qa.get("is_impossible"):
+                    answers = []
+                try:
+                    starts = [int(x["answer_start"]) for x in answers]
+                except (TypeError, ValueError):
+                    raise NLPTransferError(
+                        f"{where} ({title}) question {qa.get('id', q)!r}: answer_start must be an integer"
+                    ) from None
+                rows.append(
+                    {
+                        "id": str(qa.get("id", f"{title}/{p}/{q}")),
+                        "title": title,
+                        "context": context if isinstance(context, str) else "",
+                        "question": qa.get("question") if isinstance(qa.get("question"), str) else "",
+                        "answers": {"text": [str(x["text"]) for x in answers], "answer_start": starts},
+                    }
+                )
+    if not rows:
+        raise NLPTransferError(f"{what} {path} holds no questions")
+    return rows
+
+
+def _parse_answers(value, split: str, row: int, column: str) -> dict:
+    if value is None:
+        return {"text": [], "answer_start": []}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else None
+        except json.JSONDecodeError:
+            value = ...
+        if value is ...:
+            raise NLPTransferError(
+                f"column '{column}' of row {row} in the {split} split is text but not JSON: store answers as "
+                '{"text": [...], "answer_start": [...]} (a JSON string in csv)'
+            )
+        return _parse_answers(value, split, row, column)
+    if isinstance(value, dict) and "text" in value and "answer_start" in value:
+        texts, starts = value["text"], value["answer_start"]
+        if not isinstance(texts, (list, tuple)):
+            texts, starts = [texts], [starts]
+    elif isinstance(value, (list, tuple)) and all(isinstance(x, dict) and "text" in x for x in value):
+        texts = [x["text"] for x in value]
+        starts = [x.get("answer_start") for x in value]
+    else:
+        raise NLPTransferError(
+            f"column '{column}' of row {row} in the {split} split is not answers: use "
+            "{text: [...], answer_start: [...]} or a list of {text, answer_start} (see --answer_column)"
+        )
+    if len(texts) != len(starts):
+        raise NLPTransferError(
+            f"row {row} of the {split} split has {len(texts)} answer texts but {len(starts)} answer_start values"
+        )
+    try:
+        return {"text": [str(t) for t in texts], "answer_start": [int(s) for s in starts]}
+    except (TypeError, ValueError):
+        raise NLPTransferError(f"row {row} of the {split} split: answer_start must be an integer") from None
+
+
+def _canonical(ds: Dataset, split: str, columns: dict[str, str]) -> Dataset:
+    """Flat rows with the user's column names -> the five canonical columns."""
+    flags = {"context": "--context_column", "question": "--question_column", "answers": "--answer_column"}
+    for key, flag in flags.items():
+        if columns[key] not in ds.column_names:
+            raise NLPTransferError(
+                f"column '{columns[key]}' not found in the {split} split; its columns are: "
+                f"{', '.join(ds.column_names)} (choose one with {flag}, or pass nested SQuAD json)"
+            )
+    n = len(ds)
+    if columns["id"] in ds.column_names:
+        ids = [str(x) for x in ds[columns["id"]]]
+    else:
+        ids = [f"{split}-{i}" for i in range(n)]
+        logger.info(
+            "the %s split has no '%s' column: its questions are numbered %s-0, %s-1, ...",
+            split,
+            columns["id"],
+            split,
+            split,
+        )
+    titles = (
+        ["" if t is None else str(t) for t in ds[columns["title"]]]
+        if columns["title"] in ds.column_names
+        else [""] * n
+    )
+    col = columns["answers"]
+    return Dataset.from_dict(
+        {
+            "id": ids,
+            "title": titles,
+            "context": ["" if c is None else str(c) for c in ds[columns["context"]]],
+            "question": ["" if q is None else str(q) for q in ds[columns["question"]]],
+            "answers": [_parse_answers(a, split, i, col) for i, a in enumerate(ds[col])],
+        },
+        features=FEATURES,
+    )
+
+
+def load_qa_datasets(
+    *,
+    dataset_name: str | None = None,
+    dataset_config_name: str | None = None,
+    train_file: str | None = None,
+    validation_file: str | None = None,
+    test_file: str | None = None,
+    id_column: str = "id",
+    title_column: str = "title",
+    context_column: str = "context",
+    question_column: str = "question",
+    answer_column: str = "answers",
+    cache_dir: str | None = None,
+) -> DatasetDict:
+    """Load SQuAD-format splits from local files or the Hub into the canonical columns (see the module docstring).
+
+    Args:
+        dataset_name (`str`, *optional*): Hub dataset id (``squad``, ``squad_v2``, ...); ignored with ``train_file``.
+        dataset_config_name (`str`, *optional*): Hub dataset configuration.
+        train_file, validation_file, test_file (`str`, *optional*): nested SQuAD json (``.json``/``.json.gz``) or
+            flat json/jsonl/csv/tsv/parquet rows (optionally ``.gz``).
+        id_column, title_column, context_column, question_column, answer_column (`str`): flat rows' column names.
+        cache_dir (`str`, *optional*): the `datasets` cache folder.
+
+    Returns:
+        `datasets.DatasetDict` with the splits that exist (``dev``/``valid`` renamed to ``validation``).
+    """
+    columns = {
+        "id": id_column,
+        "title": title_column,
+        "context": context_column,
+        "question": question_column,
+        "answers": answer_column,
+    }
+    if train_file is None and (validation_file or test_file):
+        raise NLPTransferError("--validation_file/--test_file were given without --train_file: add --train_file")
+    if train_file is None and not dataset_name:
+        raise NLPTransferError(
+            "no data: pass --train_file (SQuAD json or flat rows), --dataset_name squad (needs a network), or a "
+            "shipped config such as --config recipes/qa/minilm_squad_v1_split_full.yaml"
+        )
+    out = {}
+    if train_file is not None:
+        if dataset_name:
+            logger.warning("both --dataset_name and --train_file given: using the files")
+        for split, path in (("train", train_file), ("validation", validation_file), ("test", test_file)):
+            if path is None:
+                continue
+            what = f"--{split}_file"
+            data._check_file(path, what)
+            builder, kwargs = data._file_format(path)
+            nested = builder == "json" and path.removesuffix(".gz").lower().endswith(".json")  # not .jsonl
+            rows = _read_squad_json(path, what) if nested else None
+            if rows is not None:
+                out[split] = Dataset.from_list(rows, features=FEATURES)
+                continue
+            try:
+                raw = datasets.load_dataset(
+                    builder, data_files={split: path}, split=split, cache_dir=cache_dir, **kwargs
+                )
+            except Exception as e:  # noqa: BLE001 - any parser failure is a problem with the user's file
+                raise NLPTransferError(f"could not parse {what} {path} as {builder}: {data._short(e)}") from None
+            out[split] = _canonical(raw, split, columns)
+        return DatasetDict(out)
+    try:
+        loaded = datasets.load_dataset(dataset_name, dataset_config_name, cache_dir=cache_dir)
+    except Exception as e:  # noqa: BLE001 - network, auth, unknown id, missing config
+        raise NLPTransferError(
+            f"could not load dataset '{dataset_name}' from the Hugging Face Hub ({data._short(e)}); offline, pass "
+            "local SQuAD json or flat rows with --train_file/--validation_file"
+        ) from None
+    if not isinstance(loaded, DatasetDict):
+        loaded = DatasetDict({"train": loaded})
+    for split, ds in data._rename_splits(loaded).items():
+        if split in ("train", "validation", "test"):
+            out[split] = _canonical(ds, split, columns)
+    return DatasetDict(out)
+
+
+# --------------------------------------------------------------------------------------------------- checks
+def _find_near(context: str, text: str, start: int, distance: int) -> int | None:
+    best = None
+    pos = context.find(text)
+    while pos != -1:
+        if abs(pos - start) <= distance and (best is None or abs(pos - start) < abs(best - start)):
+            best = pos
+        pos = context.find(text, pos + 1)
+    return best
+
+
+def check_examples(ds: Dataset, *, split: str, version_2_with_negative: bool = False) -> Dataset:
+    """Check one split and repair what can be repaired (see the module docstring for each case).
+
+    Answer texts are stripped of surrounding whitespace (``answer_start`` moved with them). In ``train``, answers
+    whose ``answer_start`` can't be repaired are removed and questions left without an answer are dropped; in other
+    splits such answers keep their text with ``answer_start = -1`` (gold for EM/F1, no start/end label).
+
+    Returns:
+        The checked split.
+    """
+    ids, contexts, questions, answers = (list(ds[c]) for c in ("id", "context", "question", "answers"))
+    seen: set[str] = set()
+    for qid in ids:
+        if qid in seen:
+            raise NLPTransferError(
+                f"question id {qid!r} appears more than once in the {split} split: ids must be unique "
+                "(predictions.json is keyed by them)"
+            )
+        seen.add(qid)
+    for values, what, fix in (
+        (contexts, "context", "an extractive model takes its answer from the context: fill it in or drop them"),
+        (questions, "question", "fill it in or drop them"),
+    ):
+        empty = [i for i, v in enumerate(values) if not v or not v.strip()]
+        if empty:
+            raise NLPTransferError(
+                f"{len(empty)} question(s) of the {split} split have no {what} (first: id {ids[empty[0]]!r}): {fix}"
+            )
+
+    keep, new_answers = [], []
+    no_answer, repaired, unusable, dropped = [], 0, [], 0
+    for i, (ctx, ans) in enumerate(zip(contexts, answers)):
+        texts, starts = [], []
+        for text, start in zip(ans["text"], ans["answer_start"]):
+            stripped = text.strip()
+            if not stripped:
+                continue  # an empty answer text means "no answer" (checked below)
+            start += len(text) - len(text.lstrip())
+            if ctx[start : start + len(stripped)] != stripped:
+                near = _find_near(ctx, stripped, start, REPAIR_DISTANCE)
+                if near is None:
+                    unusable.append(ids[i])
+                    if split == "train":
+                        continue
+                    start = -1
+                else:
+                    repaired += 1
+                    start = near
+            texts.append(stripped)
+            starts.append(start)
+        had_answer = any(t.strip() for t in ans["text"])
+        if not had_answer and not version_2_with_negative:
+            no_answer.append(ids[i])
+        if had_answer and not texts:  # every answer unusable (train only)
+            dropped += 1
+            continue
+        keep.append(i)
+        new_answers.append({"text": texts, "answer_start": starts})
+    if no_answer:
+        raise NLPTransferError(
+            f"{len(no_answer)} question(s) of the {split} split have no answer (first: id {no_answer[0]!r}); in SQuAD "
+            "v1 every question has one: if the data has unanswerable questions (SQuAD v2), pass "
+            "--version_2_with_negative true, else fix or drop them"
+        )
+    if repaired or unusable:
+        what = f"{len(unusable)} not found within {REPAIR_DISTANCE} characters and " + (
+            f"not used for training ({dropped} question(s) left without an answer dropped)"
+            if split == "train"
+            else "kept as gold text only"
+        )
+        logger.warning(
+            "%s split: %d answer_start value(s) did not point at the answer text: %d repaired (the text occurs "
+            "nearby), %s%s",
+            split,
+            repaired + len(unusable),
+            repaired,
+            what,
+            f" (first: id {unusable[0]!r})" if unusable else "",
+        )
+    out = ds.select(keep) if len(keep) < len(ds) else ds
+    out = out.remove_columns("answers").add_column("answers", new_answers, feature=FEATURES["answers"])
+    if len(out) == 0:
+        raise NLPTransferError(f"no usable question left in the {split} split: check the answer_start values")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- splitting
+def article_keys(ds: Dataset) -> list[str]:
+    """The group of every question for by-article splitting: its title, or its context when there is no title."""
+    return [t if t else "context:" + c for t, c in zip(ds["title"], ds["context"])]
+
+
+def split_by_article(ds: Dataset, *, fraction: float, seed: int = 42) -> tuple[Dataset, Dataset, list[str]]:
+    """Hold out ``round(fraction * n_articles)`` whole articles (at least one), chosen with ``seed``.
+
+    Questions are grouped by title (by context when titles are missing), so no article, and hence no paragraph,
+    has questions on both sides.
+
+    Returns:
+        `(train, held_out, held_out_titles)`.
+    """
+    if not 0 < fraction < 1:
+        raise NLPTransferError(f"--validation_split must be in (0, 1) to hold out articles, got {fraction}")
+    keys = article_keys(ds)
+    groups = list(dict.fromkeys(keys))  # first-appearance order, then a seeded shuffle
+    if len(groups) < 2:
+        raise NLPTransferError(
+            "cannot hold out a validation split by article: the training data has a single article (title); pass "
+            "--validation_file"
+        )
+    n_held = min(len(groups) - 1, max(1, round(fraction * len(groups))))
+    rng = random.Random(seed)
+    order = groups[:]
+    rng.shuffle(order)
+    held = set(order[:n_held])
+    train_idx = [i for i, k in enumerate(keys) if k not in held]
+    held_idx = [i for i, k in enumerate(keys) if k in held]
+    titles = [g for g in groups if g in held]
+    logger.info(
+        "held out %d of %d articles (%d of %d questions) as the validation split (seed %d)",
+        n_held,
+        len(groups),
+        len(held_idx),
+        len(ds),
+        seed,
+    )
+    return ds.select(train_idx), ds.select(held_idx), titles
+
+
+def subsample(ds: Dataset, n: int | None, *, seed: int, flag: str) -> Dataset:
+    """A seeded random subset of ``n`` questions (all of them when ``n`` is None or at least ``len(ds)``)."""
+    if n is None:
+        return ds
+    if n <= 0:
+        raise NLPTransferError(f"{flag} must be positive")
+    return ds.shuffle(seed=seed).select(range(n)) if n < len(ds) else ds
+
+
+# ----------------------------------------------------------------------------------------------- features
+def _label(offsets: list, text: str | None, start: int | None) -> tuple[int, int]:
+    """(start, end) token positions of the answer in one window, or (NULL_INDEX, NULL_INDEX) when the window does
+    not hold the whole answer (or there is none)."""
+    if text is None or start is None or start < 0:
+        return NULL_INDEX, NULL_INDEX
+    end = start + len(text)
+    tokens = [t for t, o in enumerate(offsets) if o is not None]
+    if not tokens or offsets[tokens[0]][0] > start or offsets[tokens[-1]][1] < end:
+        return NULL_INDEX, NULL_INDEX
+    s = next(t for t in tokens if offsets[t][1] > start)
+    e = next(t for t in reversed(tokens) if offsets[t][0] < end)
+    return (s, e) if s <= e else (NULL_INDEX, NULL_INDEX)
+
+
+def prepare_features(
+    ds: Dataset,
+    tokenizer,
+    *,
+    max_seq_length: int,
+    doc_stride: int,
+    split: str,
+    pad_to_max_length: bool = False,
+) -> Dataset:
+    """Windows over every example, with start/end labels and what post-processing needs.
+
+    Columns: the tokenizer's model inputs, ``start_positions``/``end_positions`` (token positions of the first
+    usable answer in this window, or `NULL_INDEX` when the window does not hold all of it or the question has no
+    answer), ``example_idx`` (row of ``ds``), ``offsets`` (character span per token, `None` outside the context)
+    and ``length``. In ``train``, questions whose answer no window holds entirely are dropped (warning with count).
+    """
+    limit = question_budget(tokenizer, max_seq_len=max_seq_length, doc_stride=doc_stride)
+    q_lengths = [len(x) for x in tokenizer(list(ds["question"]), add_special_tokens=False, verbose=False)["input_ids"]]
+    n_long = sum(n > limit for n in q_lengths)
+    if n_long:
+        logger.warning(
+            "%s split: %d question(s) are longer than the %d tokens a %d-token window with doc_stride %d leaves them; "
+            "they are clipped",
+            split,
+            n_long,
+            limit,
+            max_seq_length,
+            doc_stride,
+        )
+
+    def fn(batch, indices):
+        enc, _ = encode_windows(
+            tokenizer,
+            batch["question"],
+            batch["context"],
+            max_seq_len=max_seq_length,
+            doc_stride=doc_stride,
+            padding="max_length" if pad_to_max_length else False,
+        )
+        starts, ends, example_idx = [], [], []
+        for w, offsets in enumerate(enc["offset_mapping"]):
+            j = enc["overflow_to_sample_mapping"][w]
+            ans = batch["answers"][j]
+            first = next((k for k, s in enumerate(ans["answer_start"]) if s >= 0), None)
+            s, e = _label(
+                offsets,
+                ans["text"][first] if first is not None else None,
+                ans["answer_start"][first] if first is not None else None,
+            )
+            starts.append(s)
+            ends.append(e)
+            example_idx.append(indices[j])
+        out = {k: enc[k] for k in enc if k not in ("offset_mapping", "overflow_to_sample_mapping")}
+        out.update(
+            start_positions=starts,
+            end_positions=ends,
+            example_idx=example_idx,
+            offsets=[[list(o) if o is not None else None for o in offs] for offs in enc["offset_mapping"]],
+            length=[sum(m) for m in enc["attention_mask"]],
+        )
+        return out
+
+    feats = ds.map(
+        fn, batched=True, with_indices=True, remove_columns=ds.column_names, desc=f"Windowing {split} contexts"
+    )
+    # how the windows fell: contexts longer than a window, answers no window holds
+    example_idx = list(feats["example_idx"])
+    per_example = defaultdict(int)
+    labelled = set()
+    for idx, s in zip(example_idx, feats["start_positions"]):
+        per_example[idx] += 1
+        if s != NULL_INDEX:
+            labelled.add(idx)
+    multi = sum(1 for n in per_example.values() if n > 1)
+    if multi:
+        logger.info(
+            "%s split: %d of %d contexts are longer than one %d-token window: %d windows in all (doc_stride %d)",
+            split,
+            multi,
+            len(ds),
+            max_seq_length,
+            len(feats),
+            doc_stride,
+        )
+    answerable = {i for i, a in enumerate(ds["answers"]) if any(s >= 0 for s in a["answer_start"])}
+    cut = sorted(answerable - labelled)
+    if cut:
+        first = ds[cut[0]]["id"]
+        if split == "train":
+            logger.warning(
+                "train split: the answer of %d question(s) is not inside any single window (first: id %r); they are "
+                "left out of training (a larger --max_seq_length or --doc_stride keeps them)",
+                len(cut),
+                first,
+            )
+            cut_set = set(cut)
+            feats = feats.select([f for f, idx in enumerate(example_idx) if idx not in cut_set])
+        else:
+            logger.info(
+                "%s split: the answer of %d question(s) is not inside any single window (first: id %r); they are "
+                "still evaluated",
+                split,
+                len(cut),
+                first,
+            )
+    if len(feats) == 0:
+        raise NLPTransferError(f"no {split} windows left: raise --max_seq_length or check the answers")
+    return feats
+
+
+# ------------------------------------------------------------------------------------------ post-processing
+def postprocess(
+    examples: Dataset,
+    example_idx: list[int],
+    offsets: list,
+    start_logits,
+    end_logits,
+    *,
+    n_best_size: int = 20,
+    max_answer_length: int = 30,
+    version_2_with_negative: bool = False,
+    null_score_diff_threshold: float = 0.0,
+) -> dict[str, dict]:
+    """Gather every example's windows and pick its answer (`nlp_transfer.qa_pipeline.rank_spans` and
+    `choose_answer`, the code the saved pipeline runs).
+
+    Args:
+        examples (`Dataset`): the canonical rows the features were made from.
+        example_idx (`list[int]`), offsets (`list`): the features' ``example_idx`` and ``offsets`` columns.
+        start_logits, end_logits (`np.ndarray`): model outputs, one row per feature (padding past a feature's own
+            length is ignored).
+        n_best_size, max_answer_length: see `rank_spans`.
+        version_2_with_negative (`bool`), null_score_diff_threshold (`float`): see `choose_answer`.
+
+    Returns:
+        `dict`: question id -> ``{"text", "start", "end", "score"}`` (``text == ""`` for no answer).
+    """
+    by_example = defaultdict(list)
+    for f, idx in enumerate(example_idx):
+        by_example[idx].append(f)
+    out = {}
+    for idx, (qid, context) in enumerate(zip(list(examples["id"]), list(examples["context"]))):
+        candidates, null_score = rank_spans(
+            ((start_logits[f], end_logits[f], offsets[f]) for f in by_example.get(idx, [])),
+            context,
+            n_best_size=n_best_size,
+            max_answer_len=max_answer_length,
+        )
+        out[qid] = choose_answer(
+            candidates,
+            null_score,
+            handle_impossible_answer=version_2_with_negative,
+            null_score_diff_threshold=null_score_diff_threshold,
+        )
+    return out
+
+
+def references(examples: Dataset) -> dict[str, list[str]]:
+    """Question id -> gold answer texts."""
+    return {qid: list(a["text"]) for qid, a in zip(examples["id"], examples["answers"])}
+
+
+def _row_key(ids, pad_token_id: int | None) -> tuple:
+    ids = [int(i) for i in ids if int(i) != -100]  # -100: the Trainer's padding between batches
+    while ids and pad_token_id is not None and ids[-1] == pad_token_id:
+        ids.pop()
+    return tuple(ids)
+
+
+def feature_order(inputs, features: Dataset, pad_token_id: int | None) -> list[int]:
+    """For each feature (row of ``features``), the row of ``inputs`` (the ``input_ids`` the Trainer evaluated, in
+    the order it evaluated them) that holds it.
+
+    transformers' Trainer evaluates in length-grouped order when ``train_sampling_strategy`` is
+    ``group_by_length`` (5.x applies it to evaluation too), so predictions do not come back in feature order.
+    Rows are matched by their token ids (padding stripped); identical windows get identical logits, so which of
+    several identical rows a feature takes does not matter.
+    """
+    pools = defaultdict(list)
+    for row in range(len(inputs) - 1, -1, -1):
+        pools[_row_key(inputs[row], pad_token_id)].append(row)
+    order = []
+    for f, ids in enumerate(features["input_ids"]):
+        bucket = pools.get(_row_key(ids, pad_token_id))
+        if not bucket:
+            raise RuntimeError(f"evaluation returned no row for window {f}: predictions and windows do not match")
+        order.append(bucket.pop())
+    return order
+
+
+def make_compute_metrics(
+    examples: Dataset,
+    features: Dataset,
+    *,
+    pad_token_id: int | None,
+    n_best_size: int = 20,
+    max_answer_length: int = 30,
+    version_2_with_negative: bool = False,
+    null_score_diff_threshold: float = 0.0,
+    store: dict | None = None,
+):
+    """A ``compute_metrics`` for `transformers.Trainer` over ``features`` (made from ``examples``): put the logits
+    back in feature order (`feature_order`; the Trainer must run with ``include_for_metrics=["inputs"]``),
+    post-process them into answers and score those with SQuAD EM/F1. The answers of the latest call go into
+    ``store``."""
+    example_idx, offsets = list(features["example_idx"]), list(features["offsets"])
+    refs = references(examples)
+
+    def compute_metrics(eval_pred) -> dict[str, float]:
+        start_logits, end_logits = eval_pred.predictions[:2]
+        if eval_pred.inputs is None:
+            raise RuntimeError("QA evaluation needs include_for_metrics=['inputs'] to match logits to windows")
+        order = feature_order(eval_pred.inputs, features, pad_token_id)
+        answers = postprocess(
+            examples,
+            example_idx,
+            offsets,
+            start_logits[order],
+            end_logits[order],
+            n_best_size=n_best_size,
+            max_answer_length=max_answer_length,
+            version_2_with_negative=version_2_with_negative,
+            null_score_diff_threshold=null_score_diff_threshold,
+        )
+        if store is not None:
+            store.clear()
+            store.update(answers)
+        return squad_metrics(
+            {k: v["text"] for k, v in answers.items()}, refs, version_2_with_negative=version_2_with_negative
+        )
+
+    return compute_metrics
+
+
+# ------------------------------------------------------------------------------------------------- model
+def load_qa_model(
+    name_or_path: str,
+    *,
+    pad_token_id: int | None = None,
+    config=None,
+    trust_remote_code: bool = False,
+    revision: str = "main",
+):
+    """``AutoModelForQuestionAnswering`` with a new span head (``qa_outputs``) on the checkpoint's backbone.
+
+    Several decoder QA classes (Llama, Mistral, Qwen2/3, ...) keep their backbone under ``transformer`` while
+    ``*ForCausalLM`` checkpoints store it under ``model``: transformers then loads *no* pretrained weight and only
+    says so in a load report. This function notices (missing weights outside the head), loads the backbone on its
+    own with ``AutoModel`` and puts it in place, and refuses a checkpoint whose weights still don't fit.
+    Architectures transformers has no QA head for raise `NLPTransferError` naming ones that do.
+
+    Args:
+        name_or_path (`str`): checkpoint folder or Hub id.
+        pad_token_id (`int`, *optional*): set on the config when it has none (decoders).
+        config (*optional*): a config to use instead of the checkpoint's (e.g. a saved QA folder's).
+        trust_remote_code (`bool`), revision (`str`): passed to transformers.
+    """
+    from transformers import AutoConfig, AutoModel, AutoModelForQuestionAnswering
+    from transformers import logging as hf_logging
+    from transformers.models.auto.modeling_auto import MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES
+
+    if config is None:
+        try:
+            config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, revision=revision)
+        except (OSError, ValueError, ImportError) as e:
+            raise modeling._load_error(name_or_path, e) from None
+        except KeyError as e:
+            raise NLPTransferError(f"{name_or_path}: this transformers version does not know model type {e}") from None
+    remote = trust_remote_code and "AutoModelForQuestionAnswering" in (getattr(config, "auto_map", None) or {})
+    if config.model_type not in MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES and not remote:
+        raise NLPTransferError(
+            f"{name_or_path} is a '{config.model_type}' model, for which transformers has no extractive "
+            "question-answering head: use an encoder (BERT, RoBERTa, DeBERTa, ELECTRA, MiniLM, ...) or a decoder "
+            "that has one (GPT-2, GPT-Neo, GPT-J, Llama, Mistral, Qwen2/3, ...)"
+        )
+    if getattr(config, "pad_token_id", None) is None and pad_token_id is not None:
+        config.pad_token_id = pad_token_id
+    kwargs = {"config": config, "trust_remote_code": trust_remote_code, "revision": revision}
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the load report lists the new head (expected) and any misfit (checked below)
+    try:
+        model, info = AutoModelForQuestionAnswering.from_pretrained(name_or_path, output_loading_info=True, **kwargs)
+        lost = sorted(k for k in info["missing_keys"] if not k.startswith("qa_outputs."))
+        if lost:
+            backbone, info = AutoModel.from_pretrained(name_or_path, output_loading_info=True, **kwargs)
+            if info["missing_keys"]:
+                raise NLPTransferError(
+                    f"the weights in {name_or_path} do not fit a {type(model).__name__} ({len(lost)} missing, e.g. "
+                    f"{lost[0]}): is it a complete checkpoint of this architecture?"
+                )
+            setattr(model, model.base_model_prefix, backbone)
+            logger.info(
+                "%s stores its backbone under another name than %s expects ('%s'); loaded it separately",
+                name_or_path,
+                type(model).__name__,
+                model.base_model_prefix,
+            )
+    except (OSError, ValueError, ImportError) as e:
+        raise modeling._load_error(name_or_path, e) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    return model
+
+
+def articles_summary(titles: list[str], limit: int = 10) -> str:
+    """A short, readable list of held-out article titles for logs and the model card."""
+    shown = [t for t in titles if not t.startswith("context:")]
+    if not shown:
+        return f"{len(titles)} paragraph group(s)"
+    more = len(titles) - min(len(shown), limit)
+    return ", ".join(shown[:limit]) + (f" and {more} more" if more > 0 else "")
