@@ -3,7 +3,7 @@
 Launch commands::
 
     # embedded default, no arguments, no network: MiniLM-L6 on CrowdFlower tweets (negative/neutral/positive),
-    # a 6,000-tweet training budget, ~5 min on 2 CPU cores
+    # a 6,000-tweet training budget, ~6 min on 2 CPU cores (76.7% accuracy on 2,000 held-out tweets)
     python -m nlp_transfer.recipes.sentiment
 
     # SST-2 / IMDB from the benchmark copies beside the repo (see recipes/README.md)
