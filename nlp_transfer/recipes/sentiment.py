@@ -222,6 +222,9 @@ def main(argv: list[str] | None = None) -> dict:
         max_test_samples=data_args.max_test_samples,
     )
     logger.info("sentiment: %s; classes %s", ", ".join(f"{s} {len(d)}" for s, d in dd.items()), labels.names)
+    untrained = [n for i, n in enumerate(labels.names) if i not in set(dd["train"]["label"])]
+    if untrained:  # e.g. neutral only in the dev file: the class exists but the model never sees an example of it
+        logger.warning("no training rows for class(es) %s: the model can't learn them; add examples", untrained)
     if "validation" not in dd and training_args.eval_strategy != "no":
         training_args.eval_strategy = "no"
 

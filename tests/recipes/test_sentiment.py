@@ -244,3 +244,13 @@ def test_pooling_matches_numpy_reference():
     doc = [0, 0, 1, 2, 2, 2, 1]
     pooled, _ = sentiment.pool_windows(logits, doc, "mean")
     np.testing.assert_allclose(pooled[1], logits[[2, 6]].mean(0))
+
+
+def test_class_only_in_dev_is_named_in_a_warning(tiny_bert, tmp_path, caplog):
+    train = write_rows(str(tmp_path / "train.csv"), sentiment_rows(24))
+    dev_rows = sentiment_rows(8, seed=3) + [{"text": "the movie was", "label": "neutral"}]
+    dev = write_rows(str(tmp_path / "dev.csv"), dev_rows)
+    with caplog.at_level("WARNING", logger="nlp_transfer"):
+        run(tiny_bert, train, dev, tmp_path / "o", "--num_train_epochs", "1", "--max_seq_length", "16")
+    assert "no training rows for class(es) ['neutral']" in caplog.text
+    assert json.loads((tmp_path / "o" / "config.json").read_text())["id2label"]["1"] == "neutral"
