@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> dict:
         training_args.output_dir = os.path.join("outputs", "sentiment-" + time.strftime("%Y%m%d-%H%M%S"))
     if data_args.text_pair_column:
         raise NLPTransferError("sentiment reads one text column; for sentence pairs use the classify recipe")
+    if data_args.max_seq_length < 8:  # checked before any data or model loads
+        raise NLPTransferError(f"--max_seq_length must be at least 8 tokens, got {data_args.max_seq_length}")
     if not 0 < sent_args.head_fraction < 1:
         raise NLPTransferError(f"--head_fraction must be between 0 and 1, got {sent_args.head_fraction}")
     output_dir = training_args.output_dir
@@ -248,8 +250,6 @@ def main(argv: list[str] | None = None) -> dict:
         revision=model_args.model_revision,
     )
     max_len = data_args.max_seq_length
-    if max_len < 8:
-        raise NLPTransferError(f"--max_seq_length must be at least 8 tokens for sentiment, got {max_len}")
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit and max_len > limit:
         logger.warning("max_seq_length %d exceeds the model's %d positions; using %d", max_len, limit, limit)
