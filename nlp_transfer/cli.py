@@ -17,6 +17,7 @@ RECIPES = {
     "classify": "nlp_transfer.recipes.classify",
     "sentiment": "nlp_transfer.recipes.sentiment",
     "qa": "nlp_transfer.recipes.qa",
+    "distill": "nlp_transfer.recipes.distill",
 }
 
 

@@ -25,21 +25,10 @@ Strategy = Literal["full", "frozen", "partial", "lora"]
 
 
 @dataclass
-class ModelArguments:
-    """Which pretrained checkpoint to start from and how to transfer it."""
+class StrategyArguments:
+    """How to transfer a pretrained checkpoint: which weights train (shared by every recipe, distillation's student
+    included)."""
 
-    model_name_or_path: str = field(
-        default=DEFAULT_MODEL,
-        metadata={
-            "help": "Local folder or Hub id of the pretrained checkpoint. Hub ids that nlp_transfer ships an offline "
-            f"copy of (e.g. {DEFAULT_MODEL}) load from that copy without a network."
-        },
-    )
-    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer, if not the model's own."})
-    model_revision: str = field(default="main", metadata={"help": "Hub branch, tag or commit of the model."})
-    trust_remote_code: bool = field(
-        default=False, metadata={"help": "Run custom modelling code from the checkpoint. Off unless you ask."}
-    )
     strategy: Strategy = field(
         default="full",
         metadata={
@@ -72,6 +61,108 @@ class ModelArguments:
             "pipeline(model=output_dir) works with no access to the base checkpoint. false writes only adapter + "
             "head + config; load it with PeftModel.from_pretrained(base, output_dir)."
         },
+    )
+
+
+@dataclass
+class ModelArguments(StrategyArguments):
+    """Which pretrained checkpoint to start from and how to transfer it."""
+
+    model_name_or_path: str = field(
+        default=DEFAULT_MODEL,
+        metadata={
+            "help": "Local folder or Hub id of the pretrained checkpoint. Hub ids that nlp_transfer ships an offline "
+            f"copy of (e.g. {DEFAULT_MODEL}) load from that copy without a network."
+        },
+    )
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer, if not the model's own."})
+    model_revision: str = field(default="main", metadata={"help": "Hub branch, tag or commit of the model."})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Run custom modelling code from the checkpoint. Off unless you ask."}
+    )
+
+
+@dataclass
+class DistillArguments(StrategyArguments):
+    """Teacher, student and the distillation losses (``nlp_transfer.recipes.distill``). The strategy options
+    (--strategy, --lora_*) apply to the student."""
+
+    teacher_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "The fine-tuned teacher: an output folder of this toolkit (full model, or base + LoRA adapter) or "
+            "any sequence-classification checkpoint (folder or Hub id). Required."
+        },
+    )
+    teacher_base_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "For an adapter-only teacher: the base checkpoint to apply it to (default: the one named in its "
+            "adapter_config.json)."
+        },
+    )
+    student_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "A smaller pretrained checkpoint to train as the student (it may use another tokenizer). Default: "
+            "a student cut from the teacher by keeping --student_layers."
+        },
+    )
+    student_layers: str | None = field(
+        default=None,
+        metadata={
+            "help": "Teacher layers the cut student keeps, comma-separated indices from 0 in increasing order (e.g. "
+            "0,2,4). Default: every other layer, starting with the first."
+        },
+    )
+    temperature: float = field(
+        default=2.0, metadata={"help": "Softmax temperature T of the soft-target loss (KL scaled by T^2); > 0."}
+    )
+    alpha: float = field(
+        default=0.5,
+        metadata={
+            "help": "Weight of the soft-target (KD) loss; the hard-label loss gets 1 - alpha. 0 = no KD (plain "
+            "fine-tuning of the student), 1 = teacher only. Unlabelled rows always use the KD loss alone."
+        },
+    )
+    hidden_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of the hidden-state loss (MSE between mapped student/teacher layers, through a learned "
+            "projection when widths differ). Needs teacher and student to tokenise alike; runs the teacher live."
+        },
+    )
+    attention_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of the attention-map loss (KL between mapped layers' attention distributions). Needs the "
+            "same tokeniser and head count; runs the teacher live with eager attention."
+        },
+    )
+    unlabeled_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Extra text (csv/tsv/json/jsonl/parquet/txt, one text per row in --text_column, or per line for "
+            ".txt) distilled with the teacher's soft labels only."
+        },
+    )
+    teacher_cache_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Where teacher outputs are cached (keyed by teacher, data and preprocessing). Default: "
+            "$NLP_TRANSFER_CACHE/teacher_logits."
+        },
+    )
+    teacher_batch_size: int = field(default=64, metadata={"help": "Batch size when computing the teacher's outputs."})
+    measure_speed: bool = field(
+        default=True,
+        metadata={
+            "help": "Measure teacher and student CPU latency (batch 1) and throughput (batch 32) for "
+            "compression_report.json."
+        },
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Run custom modelling code from the checkpoints. Off unless you ask."}
     )
 
 

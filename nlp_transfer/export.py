@@ -336,8 +336,14 @@ def write_model_card(
     max_seq_length: int,
     has_curves: bool,
     merged: bool,
+    title: str | None = None,
+    extra_tags: list[str] | None = None,
+    extra_section: str = "",
 ) -> None:
-    """Write a Hugging Face model card (``README.md``) with metadata, results and copy-paste usage."""
+    """Write a Hugging Face model card (``README.md``) with metadata, results and copy-paste usage.
+
+    ``title`` replaces the default "<base> fine-tuned on <data>", ``extra_tags`` add to the card's tags and
+    ``extra_section`` (markdown, e.g. distillation's compression table) goes after the training section."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     eval_results = []
@@ -362,8 +368,10 @@ def write_model_card(
         base_model=None if os.path.exists(base_model) else base_model,  # metadata wants a Hub id, not a path
         library_name=library_name,
         pipeline_tag="text-classification",
-        tags=["nlp_transfer", "text-classification", strategy] + (["lora", "peft"] if lora else []),
-        model_name=f"{os.path.basename(base_model.rstrip('/'))} fine-tuned on {dataset_name}",
+        tags=["nlp_transfer", "text-classification", strategy]
+        + (["lora", "peft"] if lora else [])
+        + (extra_tags or []),
+        model_name=title or f"{os.path.basename(base_model.rstrip('/'))} fine-tuned on {dataset_name}",
         eval_results=eval_results or None,
     )
     rows = "\n".join(
@@ -424,7 +432,7 @@ Main metric: `{main_metric}`. All figures are on held-out data the model did not
 {hp}
 
 The full resolved configuration is in `run_config.yaml`.
-
+{extra_section}
 ## Usage
 
 {usage}
@@ -455,6 +463,7 @@ def save_qa_model(
     save_base_model: bool = True,
     merge_lora: bool = False,
     trust_remote_code: bool = False,
+    load_base=None,
 ) -> None:
     """Write a trained extractive QA model so that ``pipeline("question-answering", model=folder,
     trust_remote_code=True)`` loads it with plain transformers.
@@ -493,7 +502,8 @@ def save_qa_model(
         save_base_model=save_base_model,
         merge_lora=merge_lora,
         trust_remote_code=trust_remote_code,
-        load_base=lambda config: load_qa_model(base_model_path, config=config, trust_remote_code=trust_remote_code),
+        load_base=load_base
+        or (lambda config: load_qa_model(base_model_path, config=config, trust_remote_code=trust_remote_code)),
     )
     for target in [folder] + ([os.path.join(folder, "merged")] if merge_lora else []):
         shutil.copyfile(_qa_pipeline_source(), os.path.join(target, QA_PIPELINE_FILE))
@@ -633,6 +643,9 @@ def write_qa_model_card(
     has_curves: bool,
     merged: bool,
     split_note: str | None = None,
+    title: str | None = None,
+    extra_tags: list[str] | None = None,
+    extra_section: str = "",
 ) -> None:
     """Write the model card (``README.md``) of an extractive QA model: metadata (``pipeline_tag:
     question-answering``), SQuAD EM/F1, how the evaluation split was made, and copy-paste usage."""
@@ -654,8 +667,11 @@ def write_qa_model_card(
         base_model=None if os.path.exists(base_model) else base_model,  # metadata wants a Hub id, not a path
         library_name=library_name,
         pipeline_tag="question-answering",
-        tags=["nlp_transfer", "question-answering", "extractive-qa", strategy] + (["lora", "peft"] if lora else []),
-        model_name=f"{os.path.basename(base_model.rstrip('/'))} fine-tuned on {dataset_name} for extractive QA",
+        tags=["nlp_transfer", "question-answering", "extractive-qa", strategy]
+        + (["lora", "peft"] if lora else [])
+        + (extra_tags or []),
+        model_name=title
+        or f"{os.path.basename(base_model.rstrip('/'))} fine-tuned on {dataset_name} for extractive QA",
         eval_results=eval_results or None,
     )
     rows = "\n".join(
@@ -732,7 +748,7 @@ train on; `predictions.json` holds every held-out answer.
 {lora_line}{windows}{hp}
 
 The full resolved configuration is in `run_config.yaml`.
-
+{extra_section}
 ## Usage
 
 {usage}

@@ -28,7 +28,7 @@ def _tokenizer_object(special: list[str], post: str | None):
     return tk, vocab
 
 
-def make_tiny_bert(path: str) -> str:
+def make_tiny_bert(path: str, *, num_layers: int = 2, hidden: int = 32, seed: int = 0) -> str:
     """A 2-layer BERT (hidden 32) with a word-level tokenizer, saved as a base checkpoint (no task head)."""
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
@@ -44,16 +44,16 @@ def make_tiny_bert(path: str) -> str:
     )
     cfg = BertConfig(
         vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
+        hidden_size=hidden,
+        num_hidden_layers=num_layers,
         num_attention_heads=2,
-        intermediate_size=64,
+        intermediate_size=2 * hidden,
         max_position_embeddings=64,
         type_vocab_size=2,
     )
     import torch
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     BertModel(cfg).save_pretrained(path)
     tok.save_pretrained(path)
     return path

@@ -85,3 +85,14 @@ def test_every_shipped_sentiment_config_parses(path, tmp_path):
 def test_abbreviated_options_are_not_guessed(tmp_path):
     with pytest.raises(NLPTransferError, match="unknown argument"):
         parse(["--max_seq_len", "64", "--output_dir", str(tmp_path)])
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "recipes" / "distill").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_distill_config_parses(path, tmp_path):
+    from nlp_transfer.config import DistillArguments
+
+    (k, d, t), explicit = parse_args(
+        (DistillArguments, DataArguments, TransferTrainingArguments),
+        ["--config", str(path), "--output_dir", str(tmp_path)],
+    )
+    assert k.teacher_name_or_path and 0 <= k.alpha <= 1 and k.temperature > 0 and "teacher_name_or_path" in explicit
