@@ -81,6 +81,11 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS) + ["none"])
     ap.add_argument("--mpnet_teacher", default=None, help="all-mpnet-base-v2 folder: also distil MPNet -> MiniLM-L6")
+    ap.add_argument(
+        "--mpnet_unlabelled",
+        action="store_true",
+        help="also the MPNet -> MiniLM-L6 run with unlabelled text (~+15 min)",
+    )
     ap.add_argument("--reuse_teacher", action="store_true", help="reuse a finished teacher in --work")
     ap.add_argument("--smoke", action="store_true", help="tiny budget (CI proves the script runs)")
     args = ap.parse_args()
@@ -191,7 +196,8 @@ def main() -> int:
             "wall_s": round(time.time() - t0, 1),
         }
         print(f"mpnet teacher: accuracy {mm['eval_accuracy']:.4f} ({time.time() - t0:.0f} s)", flush=True)
-        for name, unl in (("mpnet_to_minilm6", False), ("mpnet_to_minilm6_unlab", True)):
+        mp_runs = [("mpnet_to_minilm6", False)] + ([("mpnet_to_minilm6_unlab", True)] if args.mpnet_unlabelled else [])
+        for name, unl in mp_runs:
             out = work / name
             t0 = time.time()
             extra = ["--unlabeled_file", str(work / "unlabelled.txt")] if unl else []

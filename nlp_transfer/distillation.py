@@ -852,6 +852,30 @@ Teacher and student measured the same way in the same run (CPU, {report["machine
 """
 
 
+def describe_model(
+    model: nn.Module,
+    tokenizer,
+    *,
+    name: str,
+    metrics: dict,
+    max_seq_length: int,
+    speed_texts: list[str] | None,
+    speed_pairs: list[str] | None = None,
+) -> dict:
+    """One side of the compression report: size, held-out ``metrics``, and (with ``speed_texts``) CPU speed."""
+    side = {
+        "model": name,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "layers": num_hidden_layers(model.config),
+        "weights_mb": round(weights_size_mb(model), 2),
+        "metrics": {k: float(v) for k, v in metrics.items()},
+    }
+    if speed_texts:
+        logger.info("measuring %s: CPU latency and throughput", name)
+        side.update(measure_speed(model, tokenizer, speed_texts, pairs=speed_pairs, max_seq_length=max_seq_length))
+    return side
+
+
 def compression_report(sides: dict, distill_info: dict, *, main_metric: str | None) -> dict:
     """``compression_report.json``: both sides as measured, how the student was trained, and the ratios."""
     t, s = sides["teacher"], sides["student"]

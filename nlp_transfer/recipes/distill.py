@@ -20,6 +20,8 @@ nlp_transfer/distillation.py). Defaults: T=2, alpha=0.5, student = every other t
 losses. Teacher logits are computed once and cached ($NLP_TRANSFER_CACHE/teacher_logits), so a second student or
 a resumed run reuses them. Data options are classify's; with no data the recipe uses classify's default
 (builtin:bbc_news with the same seeded split), so the two default commands above pair up.
+A QA teacher (an `nlp-transfer qa` folder or any *ForQuestionAnswering checkpoint) switches to the QA branch,
+`nlp_transfer/recipes/distill_qa.py`, with the QA recipe's data options.
 Outputs: classify's pipeline-ready folder plus compression_report.json (size, CPU speed and metrics of teacher and
 student, measured in the same run) and a compression table in the model card.
 """
@@ -448,29 +450,30 @@ def main(argv: list[str] | None = None) -> dict:
     split_prefix = "eval" if "validation" in dd else ("test" if "test" in dd else None)
     plain_student = student_model.merge_and_unload() if dist_args.strategy == "lora" else student_model
     speed_texts = list(check_split.select(range(min(256, len(check_split))))["text"])
-    sides = {}
-    for name, model, tok in (("teacher", teacher, teacher_tok), ("student", plain_student, student_tok)):
-        side = {
-            "model": dist_args.teacher_name_or_path if name == "teacher" else student_label,
-            "parameters": modeling.count_parameters(model)[1],
-            "layers": distillation.num_hidden_layers(model.config),
-            "weights_mb": round(distillation.weights_size_mb(model), 2),
-        }
-        if split_prefix:
-            source = teacher_metrics if name == "teacher" else metrics
-            side["metrics"] = {
-                k: float(v)
-                for k, v in source.items()
-                if k.startswith(split_prefix + "_") and k.split("_", 1)[1] in ("accuracy", "f1", "f1_macro", "mcc")
-            }
-        if dist_args.measure_speed:
-            logger.info("measuring %s CPU latency and throughput", name)
-            side.update(
-                distillation.measure_speed(
-                    model, tok, speed_texts, max_seq_length=student_len if name == "student" else teacher_len
-                )
-            )
-        sides[name] = side
+
+    def held_out(source: dict) -> dict:
+        keys = {f"{split_prefix}_{n}" for n in ("accuracy", "f1", "f1_macro", "mcc")}
+        return {k: v for k, v in source.items() if k in keys}
+
+    texts = speed_texts if dist_args.measure_speed else None
+    sides = {
+        "teacher": distillation.describe_model(
+            teacher,
+            teacher_tok,
+            name=dist_args.teacher_name_or_path,
+            metrics=held_out(teacher_metrics),
+            max_seq_length=teacher_len,
+            speed_texts=texts,
+        ),
+        "student": distillation.describe_model(
+            plain_student,
+            student_tok,
+            name=student_label,
+            metrics=held_out(metrics),
+            max_seq_length=student_len,
+            speed_texts=texts,
+        ),
+    }
     comp = distillation.compression_report(
         sides,
         {

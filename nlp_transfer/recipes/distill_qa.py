@@ -325,30 +325,32 @@ def main(argv: list[str] | None) -> dict:
     plain_student = trainer.model.merge_and_unload() if dist_args.strategy == "lora" else trainer.model
     main_key = "f1"
     split_prefix = "eval" if "validation" in dd else ("test" if "test" in dd else None)
-    sides = {}
-    for name, model, tok, length in (
-        ("teacher", teacher, teacher_tok, teacher_len),
-        ("student", plain_student, student_tok, max_len),
-    ):
-        side = {
-            "model": dist_args.teacher_name_or_path if name == "teacher" else student_label,
-            "parameters": modeling.count_parameters(model)[1],
-            "layers": distillation.num_hidden_layers(model.config),
-            "weights_mb": round(distillation.weights_size_mb(model), 2),
-        }
-        if split_prefix:
-            source = teacher_metrics if name == "teacher" else metrics
-            side["metrics"] = {
-                k: float(v) for k, v in source.items() if k in (f"{split_prefix}_exact_match", f"{split_prefix}_f1")
-            }
-        if dist_args.measure_speed:
-            logger.info("measuring %s CPU latency and throughput", name)
-            side.update(
-                distillation.measure_speed(
-                    model, tok, list(speed_rows["question"]), pairs=list(speed_rows["context"]), max_seq_length=length
-                )
-            )
-        sides[name] = side
+
+    def held_out(source: dict) -> dict:
+        return {k: v for k, v in source.items() if k in (f"{split_prefix}_exact_match", f"{split_prefix}_f1")}
+
+    questions = list(speed_rows["question"]) if dist_args.measure_speed else None
+    contexts = list(speed_rows["context"])
+    sides = {
+        "teacher": distillation.describe_model(
+            teacher,
+            teacher_tok,
+            name=dist_args.teacher_name_or_path,
+            metrics=held_out(teacher_metrics),
+            max_seq_length=teacher_len,
+            speed_texts=questions,
+            speed_pairs=contexts,
+        ),
+        "student": distillation.describe_model(
+            plain_student,
+            student_tok,
+            name=student_label,
+            metrics=held_out(metrics),
+            max_seq_length=max_len,
+            speed_texts=questions,
+            speed_pairs=contexts,
+        ),
+    }
     comp = distillation.compression_report(
         sides,
         {
