@@ -340,6 +340,8 @@ def main(argv: list[str] | None = None) -> dict:
                 ),
             )
             logits_by_split[split] = arr[:, perm]
+    if not live_teacher:
+        teacher.to("cpu")  # its outputs are cached: free the accelerator's memory for the student
     teacher_metrics = {}
     for split, prefix in (("validation", "eval"), ("test", "test")):
         if split in logits_by_split:

@@ -208,6 +208,8 @@ def main(argv: list[str] | None) -> dict:
         "version_2_with_negative": v2,
         "null_score_diff_threshold": data_args.null_score_diff_threshold,
     }
+    if not live_teacher:
+        teacher.to("cpu")  # its outputs are cached: free the accelerator's memory for the student
     teacher_metrics = {}
     for split, prefix in (("validation", "eval"), ("test", "test")):
         if split in dd:
