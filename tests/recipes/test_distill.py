@@ -342,7 +342,8 @@ def test_qa_student_with_another_tokenizer(qa_setup, tmp_path):
 
     gpt2 = make_tiny_qa_gpt2(str(tmp_path / "gpt2"))
     out = tmp_path / "s"
-    m = qa_distill(qa_setup, out, "--student_name_or_path", gpt2, "--measure_speed", "false")
+    # alpha=1: no gold spans, the student learns only from the teacher's scores mapped through character offsets
+    m = qa_distill(qa_setup, out, "--student_name_or_path", gpt2, "--alpha", "1.0", "--measure_speed", "false")
     rep = json.loads((out / "compression_report.json").read_text())
-    assert rep["distillation"]["same_tokenizer"] is False and m["eval_f1"] >= 0
+    assert rep["distillation"]["same_tokenizer"] is False and m["eval_f1"] >= 60, m
     assert "qa_pipeline.py" in os.listdir(out)
