@@ -125,6 +125,31 @@ def check_options(args) -> None:
         raise NLPTransferError("--hidden_weight and --attention_weight must be >= 0")
 
 
+def check_pairing(args, teacher, student, teacher_tok, student_tok, kept: list[int] | None) -> bool:
+    """Whether teacher and student tokenise alike (a cut student always does), and refuse intermediate losses that
+    the pair can't support: hidden-state/attention losses compare token positions (same tokenizer), attention maps
+    also need the same head count. Returns ``same_tokenizer``."""
+    same = kept is not None or (
+        type(teacher_tok).__name__ == type(student_tok).__name__ and teacher_tok.get_vocab() == student_tok.get_vocab()
+    )
+    if (args.hidden_weight > 0 or args.attention_weight > 0) and not same:
+        raise NLPTransferError(
+            "--hidden_weight/--attention_weight compare token positions, so teacher and student must share a "
+            "tokenizer; with different tokenizers distil the outputs only (set both to 0)"
+        )
+    if args.attention_weight > 0:
+        heads = (
+            getattr(student.config, "num_attention_heads", None),
+            getattr(teacher.config, "num_attention_heads", None),
+        )
+        if heads[0] != heads[1]:
+            raise NLPTransferError(
+                f"--attention_weight needs the same number of attention heads (student {heads[0]}, teacher "
+                f"{heads[1]}): set it to 0"
+            )
+    return same
+
+
 def layer_pairs(num_student: int, num_teacher: int, kept: list[int] | None = None) -> list[tuple[int, int]]:
     """Which teacher layer each student layer learns from (0-based layer indices).
 

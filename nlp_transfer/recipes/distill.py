@@ -201,7 +201,10 @@ def main(argv: list[str] | None = None) -> dict:
                 "--student_layers cuts a student from the teacher; drop it or --student_name_or_path"
             )
         student_tok = modeling.load_tokenizer(student_path, trust_remote_code=dist_args.trust_remote_code)
-        s_config = AutoConfig.from_pretrained(student_path, trust_remote_code=dist_args.trust_remote_code)
+        try:
+            s_config = AutoConfig.from_pretrained(student_path, trust_remote_code=dist_args.trust_remote_code)
+        except (OSError, ValueError) as e:
+            raise modeling._load_error(dist_args.student_name_or_path, e) from None
         if distillation.has_trained_labels(s_config) and s_config.num_labels > 1:
             student_names = [s_config.id2label[i] for i in range(s_config.num_labels)]
             if sorted(map(str.lower, student_names)) != sorted(map(str.lower, teacher_names)):
@@ -225,25 +228,8 @@ def main(argv: list[str] | None = None) -> dict:
         student_label = dist_args.student_name_or_path
     # teacher logits columns, reordered to the student's label order
     perm = _align(student_names, teacher_names, "the student")
-    same_tokenizer = kept is not None or (
-        type(teacher_tok).__name__ == type(student_tok).__name__ and teacher_tok.get_vocab() == student_tok.get_vocab()
-    )
-    if live_teacher and not same_tokenizer:
-        raise NLPTransferError(
-            "--hidden_weight/--attention_weight compare token positions, so teacher and student must share a "
-            "tokenizer; with different tokenizers distil logits only (set both to 0)"
-        )
+    same_tokenizer = distillation.check_pairing(dist_args, teacher, student, teacher_tok, student_tok, kept)
     layer_map = distillation.layer_pairs(distillation.num_hidden_layers(student.config), n_teacher_layers, kept)
-    if dist_args.attention_weight > 0:
-        heads = (
-            getattr(student.config, "num_attention_heads", None),
-            getattr(teacher.config, "num_attention_heads", None),
-        )
-        if heads[0] != heads[1]:
-            raise NLPTransferError(
-                f"--attention_weight needs the same number of attention heads (student {heads[0]}, teacher "
-                f"{heads[1]}): set it to 0"
-            )
 
     # ---- 4. data: classify's loading and checks, labels mapped onto the student's label order by name
     raw = data.load_raw_datasets(

@@ -114,14 +114,7 @@ def main(argv: list[str] | None) -> dict:
     # position 0 must be a real token of every window (the no-answer position): pad on the right
     student_tok.padding_side = student_tok.init_kwargs["padding_side"] = "right"
     teacher_tok.padding_side = "right"
-    same_tokenizer = kept is not None or (
-        type(teacher_tok).__name__ == type(student_tok).__name__ and teacher_tok.get_vocab() == student_tok.get_vocab()
-    )
-    if live_teacher and not same_tokenizer:
-        raise NLPTransferError(
-            "--hidden_weight/--attention_weight compare token positions, so teacher and student must share a "
-            "tokenizer; with different tokenizers distil span scores only (set both to 0)"
-        )
+    same_tokenizer = distillation.check_pairing(dist_args, teacher, student, teacher_tok, student_tok, kept)
     layer_map = distillation.layer_pairs(distillation.num_hidden_layers(student.config), n_teacher_layers, kept)
 
     # ---- 3. data and windows (the QA recipe's loading, checks and by-article split)

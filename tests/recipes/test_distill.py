@@ -129,8 +129,22 @@ def test_cut_student_end_to_end_with_cache_reuse(teacher, sentiment_files, tmp_p
 
 
 def test_kd_student_follows_the_teacher(teacher, sentiment_files, tmp_path):
-    """alpha=1 and no labels used: the student can only have learned the task from the teacher's soft labels."""
-    m = distill(teacher, sentiment_files, tmp_path / "s", "--alpha", "1.0", "--measure_speed", "false")
+    """alpha=1 uses no gold label, and the student starts from random weights (not from teacher layers): it can only
+    have learned the task from the teacher's soft labels."""
+    fresh = make_tiny_bert(str(tmp_path / "fresh"), num_layers=2, seed=5)
+    m = distill(
+        teacher,
+        sentiment_files,
+        tmp_path / "s",
+        "--student_name_or_path",
+        fresh,
+        "--alpha",
+        "1.0",
+        "--num_train_epochs",
+        "12",
+        "--measure_speed",
+        "false",
+    )
     assert m["eval_accuracy"] >= 0.75
 
 

@@ -208,3 +208,23 @@ def test_qa_targets_pick_the_overlapping_teacher_window():
     t = _windows([w1, w2], [1.0, 1, 1, 0, 2.0, 3, 4, 0], [1.0, 1, 1, 0, 2.0, 5, 6, 0], [0, 0])
     st, en = D.map_qa_targets(t, [0], [[None, (10, 15), (15, 20), None]])
     assert st[0] == [2.0, 3.0, 4.0, D.MASK] and en[0] == [2.0, 5.0, 6.0, D.MASK]
+
+
+def test_pairing_refuses_what_the_pair_cannot_support():
+    from types import SimpleNamespace as NS
+
+    class Tok:
+        def __init__(self, vocab):
+            self.vocab = vocab
+
+        def get_vocab(self):
+            return self.vocab
+
+    args = NS(hidden_weight=0.0, attention_weight=0.0)
+    t, s = NS(config=NS(num_attention_heads=12)), NS(config=NS(num_attention_heads=6))
+    assert D.check_pairing(args, t, s, Tok({"a": 0}), Tok({"b": 0}), None) is False  # logits only: fine
+    assert D.check_pairing(args, t, s, Tok({"a": 0}), Tok({"b": 0}), [0, 2]) is True  # a cut student shares it
+    with pytest.raises(NLPTransferError, match="share a tokenizer"):
+        D.check_pairing(NS(hidden_weight=1.0, attention_weight=0.0), t, s, Tok({"a": 0}), Tok({"b": 0}), None)
+    with pytest.raises(NLPTransferError, match="same number of attention heads"):
+        D.check_pairing(NS(hidden_weight=0.0, attention_weight=1.0), t, s, Tok({"a": 0}), Tok({"a": 0}), None)
