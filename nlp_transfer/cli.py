@@ -18,6 +18,7 @@ RECIPES = {
     "sentiment": "nlp_transfer.recipes.sentiment",
     "qa": "nlp_transfer.recipes.qa",
     "distill": "nlp_transfer.recipes.distill",
+    "push": "nlp_transfer.hub",  # not a recipe: publishes a finished run (nlp-transfer push OUTPUT_DIR REPO_ID)
 }
 
 
@@ -43,8 +44,8 @@ def run(main: Callable[[list[str] | None], dict], argv: list[str] | None = None)
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: nlp-transfer <recipe> [options]\n\nrecipes:\n" + "\n".join(f"  {r}" for r in RECIPES))
-        print("\n`nlp-transfer <recipe> --help` lists a recipe's options.")
+        print("usage: nlp-transfer <command> [options]\n\ncommands:\n" + "\n".join(f"  {r}" for r in RECIPES))
+        print("\n`nlp-transfer <command> --help` lists its options; `push` publishes a finished run to a hub.")
         return 0 if argv else 2
     if argv[0] in ("-V", "--version"):
         from . import __version__

@@ -301,6 +301,13 @@ class TransferTrainingArguments(TrainingArguments):
         default=False,
         metadata={"help": "Replace what an existing --output_dir holds. Without it a non-empty folder is refused."},
     )
+    license: str | None = field(
+        default=None,
+        metadata={
+            "help": "License of the trained model, for the model card (a Hub license id such as apache-2.0). "
+            "Default: the license the base model's card declares, when that card is on disk."
+        },
+    )
 
 
 def _dataclass_keys(types) -> set[str]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 
 import numpy as np
@@ -258,6 +259,7 @@ def verify_pipeline(
     label2id: dict[str, int],
     max_seq_length: int,
     atol: float = 1e-4,
+    record: bool = True,
 ) -> dict:
     """Reload ``folder`` with plain ``transformers.pipeline`` and check it reproduces ``model``'s outputs.
 
@@ -269,6 +271,9 @@ def verify_pipeline(
         label2id (`dict`): the trained label names.
         max_seq_length (`int`): the training truncation length.
         atol (`float`, defaults to 1e-4): tolerance on raw logits.
+        record (`bool`, defaults to `True`): write the inputs and the trained model's logits to
+            ``roundtrip_check.json`` in ``folder``, so `verify_recorded` (run before every push) can repeat the check
+            without the trained model.
 
     Returns:
         `dict` with the number of examples checked, the largest logit difference and the predicted label names.
@@ -279,7 +284,40 @@ def verify_pipeline(
     expected = _model_logits(model, tokenizer, inputs, max_seq_length)
     got, top = _pipeline_logits(folder, inputs, label2id, next(model.parameters()).device)
     id2label = {i: n for n, i in label2id.items()}
-    return _compare(expected, got, top, f"pipeline({folder})", id2label, atol)
+    result = _compare(expected, got, top, f"pipeline({folder})", id2label, atol)
+    if record:
+        _record(
+            folder,
+            "text-classification",
+            inputs=inputs,
+            expected_logits=expected.tolist(),
+            label2id=label2id,
+            max_seq_length=max_seq_length,
+            atol=atol,
+        )
+    return result
+
+
+def _adapter_model(folder: str, base_model_path: str, load, trust_remote_code: bool):
+    """``PeftModel.from_pretrained(base, folder)`` on a fresh base built with the folder's config (labels, head)."""
+    from peft import PeftModel
+    from transformers import AutoConfig
+    from transformers import logging as hf_logging
+
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the base has no trained head; the adapter brings it
+    try:
+        base = load(base_model_path, config)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    return PeftModel.from_pretrained(base, folder).eval(), config
+
+
+def _load_classifier_base(path, config, trust_remote_code=False):
+    from transformers import AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification.from_pretrained(path, config=config, trust_remote_code=trust_remote_code)
 
 
 def verify_adapter(
@@ -292,32 +330,192 @@ def verify_adapter(
     max_seq_length: int,
     trust_remote_code: bool = False,
     atol: float = 1e-4,
+    record: bool = True,
 ) -> dict:
     """For an adapter-only folder (``--save_base_model false``): reload it the PEFT way,
     ``PeftModel.from_pretrained(base, folder)`` on a fresh base built with the folder's config (labels, head size),
-    and check it reproduces ``model``'s outputs. Same return value and errors as `verify_pipeline`."""
-    from peft import PeftModel
-    from transformers import AutoConfig, AutoModelForSequenceClassification
-    from transformers import logging as hf_logging
-
-    config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the base has no trained head; the adapter brings it
-    try:
-        base = AutoModelForSequenceClassification.from_pretrained(
-            base_model_path, config=config, trust_remote_code=trust_remote_code
-        )
-    finally:
-        hf_logging.set_verbosity(verbosity)
-    reloaded = PeftModel.from_pretrained(base, folder).to(next(model.parameters()).device)
+    and check it reproduces ``model``'s outputs. Same return value, errors and ``record`` as `verify_pipeline`."""
     expected = _model_logits(model, tokenizer, inputs, max_seq_length)
-    got = _model_logits(reloaded, tokenizer, inputs, max_seq_length)
+    result = _check_adapter_logits(
+        folder,
+        expected,
+        inputs,
+        base_model_path,
+        max_seq_length,
+        trust_remote_code,
+        atol,
+        device=next(model.parameters()).device,
+    )
+    if record:
+        _record(
+            folder,
+            "text-classification",
+            inputs=inputs,
+            expected_logits=expected.tolist(),
+            label2id=None,
+            max_seq_length=max_seq_length,
+            atol=atol,
+            base_model_path=base_model_path,
+            trust_remote_code=trust_remote_code,
+        )
+    return result
+
+
+def _check_adapter_logits(folder, expected, inputs, base_model_path, max_seq_length, trust_remote_code, atol, device):
+    from transformers import AutoTokenizer
+
+    reloaded, config = _adapter_model(
+        folder, base_model_path, lambda p, c: _load_classifier_base(p, c, trust_remote_code), trust_remote_code
+    )
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    got = _model_logits(reloaded.to(device), tokenizer, inputs, max_seq_length)
     id2label = {int(i): n for i, n in config.id2label.items()}
     top = [id2label[int(i)] for i in got.argmax(-1)] if got.shape[1] > 1 else []
     return _compare(expected, got, top, f"PeftModel.from_pretrained(base, {folder})", id2label, atol)
 
 
+def _record(folder: str, task: str, **fields) -> None:
+    from .hub import ROUNDTRIP_FILE
+
+    with open(os.path.join(folder, ROUNDTRIP_FILE), "w", encoding="utf-8") as f:
+        json.dump({"task": task, **fields}, f, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+
+
+def _adapter_base(folder: str, recorded: str | None) -> str | None:
+    """The base model an adapter folder names (``adapter_config.json``), resolved the way the recipes resolve it
+    (offline copies of shipped models); the path recorded at training time when it still exists."""
+    from .modeling import resolve_model_path
+
+    if recorded and os.path.isdir(recorded):
+        return recorded
+    with open(os.path.join(folder, "adapter_config.json"), encoding="utf-8") as f:
+        name = json.load(f).get("base_model_name_or_path")
+    embedded = os.path.isfile(os.path.join(folder, "model.safetensors"))
+    try:
+        if not name:
+            raise NLPTransferError(f"{folder}/adapter_config.json names no base model (base_model_name_or_path)")
+        return resolve_model_path(name)
+    except NLPTransferError:
+        if embedded:  # e.g. a distilled student cut from its teacher: the folder's own base is the only one
+            logger.info("round trip: %s names base %r, which is not loadable here; pipeline check only", folder, name)
+            return None
+        raise
+
+
+def verify_recorded(folder: str) -> dict:
+    """Repeat a run's round-trip check from the folder alone: reload it the way a user would and compare with the
+    trained model's outputs recorded in ``roundtrip_check.json`` (see `verify_pipeline`). Runs at the end of every
+    recipe and before every push.
+
+    Classification: ``pipeline("text-classification", model=folder)`` when the folder holds a full model (or an
+    adapter with its base weights), and ``PeftModel.from_pretrained(base, folder)`` for every adapter. QA: the
+    folder's question-answering pipeline, and PEFT for adapters.
+
+    Returns:
+        `dict`: check name -> result (examples, largest difference).
+
+    Raises:
+        `NLPTransferError` when the record is missing or a reload disagrees with it.
+    """
+    from .hub import ROUNDTRIP_FILE
+
+    path = os.path.join(folder, ROUNDTRIP_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            rec = json.load(f)
+    except (OSError, ValueError) as e:
+        raise NLPTransferError(f"cannot read {path} ({e}); rerun the recipe to produce a verifiable folder") from None
+    has_weights = os.path.isfile(os.path.join(folder, "model.safetensors")) or os.path.isfile(
+        os.path.join(folder, "model.safetensors.index.json")
+    )
+    is_adapter = os.path.isfile(os.path.join(folder, "adapter_config.json"))
+    checks = {}
+    if rec["task"] == "question-answering":
+        if has_weights:
+            checks["pipeline"] = verify_qa_pipeline(
+                folder, rec["examples"], rec["expected"], atol=rec["atol"], record=False
+            )
+        base = _adapter_base(folder, rec.get("base_model_path")) if is_adapter else None
+        if base:
+            checks["peft"] = verify_qa_adapter(
+                folder,
+                rec["examples"],
+                rec["expected"],
+                base_model_path=base,
+                trust_remote_code=rec.get("trust_remote_code", False),
+                atol=rec["atol"],
+                record=False,
+            )
+        return checks
+    import numpy as np
+    from transformers import AutoConfig
+
+    expected = np.asarray(rec["expected_logits"], dtype=np.float32)
+    inputs, max_len = rec["inputs"], rec["max_seq_length"]
+    if has_weights:
+        label2id = rec.get("label2id") or {n: int(i) for i, n in AutoConfig.from_pretrained(folder).id2label.items()}
+        got, top = _pipeline_logits(folder, inputs, label2id, "cpu")
+        id2label = {i: n for n, i in label2id.items()}
+        checks["pipeline"] = _compare(expected, got, top, f"pipeline({folder})", id2label, rec["atol"])
+    base = _adapter_base(folder, rec.get("base_model_path")) if is_adapter else None
+    if base:
+        checks["peft"] = _check_adapter_logits(
+            folder,
+            expected,
+            inputs,
+            base,
+            max_len,
+            rec.get("trust_remote_code", False),
+            rec["atol"],
+            device="cpu",
+        )
+    for c in checks.values():
+        c.pop("predicted_labels", None)
+    return checks
+
+
 # --------------------------------------------------------------------------------------------- model card
+_DATA_FILE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".txt", ".parquet", ".arrow", ".gz", ".tar", ".zip")
+
+
+def card_datasets(dataset_name: str) -> list[str] | None:
+    """The card's ``datasets`` metadata: a Hub dataset id as given; nothing for local files and built-in data (the
+    metadata field links to Hub datasets)."""
+    if (
+        dataset_name
+        and not dataset_name.startswith("builtin:")
+        and not dataset_name.lower().endswith(_DATA_FILE_SUFFIXES)
+        and re.fullmatch(r"[\w.-]+(/[\w.-]+)?", dataset_name)
+        and not os.path.exists(dataset_name)
+    ):
+        return [dataset_name]
+    return None
+
+
+def card_license(explicit: str | None, base_model: str) -> str | None:
+    """``--license`` when given, else the license the base model's own card declares when that card is on disk
+    (shipped offline copies, local folders, runs of this toolkit); else None (the card then names no license and
+    the Hub shows "unknown": set --license)."""
+    if explicit:
+        return explicit
+    from .modeling import resolve_model_path
+
+    try:
+        path = resolve_model_path(base_model)
+    except NLPTransferError:
+        return None
+    readme = os.path.join(path, "README.md")
+    if not os.path.isfile(readme):
+        return None
+    try:
+        from huggingface_hub import ModelCard
+
+        lic = ModelCard.load(readme).data.license
+    except Exception:  # noqa: BLE001 - a base card we cannot parse names no license
+        return None
+    return lic if isinstance(lic, str) else None
+
+
 def write_model_card(
     path: str,
     *,
@@ -339,6 +537,7 @@ def write_model_card(
     title: str | None = None,
     extra_tags: list[str] | None = None,
     extra_section: str = "",
+    license: str | None = None,
 ) -> None:
     """Write a Hugging Face model card (``README.md``) with metadata, results and copy-paste usage.
 
@@ -366,6 +565,8 @@ def write_model_card(
             )
     data = ModelCardData(
         base_model=None if os.path.exists(base_model) else base_model,  # metadata wants a Hub id, not a path
+        license=card_license(license, base_model),
+        datasets=card_datasets(dataset_name),
         library_name=library_name,
         pipeline_tag="text-classification",
         tags=["nlp_transfer", "text-classification", strategy]
@@ -547,7 +748,9 @@ def _run_qa_pipeline(pipe, examples: list[dict]) -> list[dict]:
     return out if isinstance(out, list) else [out]
 
 
-def verify_qa_pipeline(folder: str, examples: list[dict], expected: dict[str, dict], *, atol: float = 1e-4) -> dict:
+def verify_qa_pipeline(
+    folder: str, examples: list[dict], expected: dict[str, dict], *, atol: float = 1e-4, record: bool = True
+) -> dict:
     """Reload ``folder`` with ``pipeline("question-answering", ...)`` and check that it gives the answers the
     recipe's post-processing gave (``expected``) on ``examples``.
 
@@ -561,6 +764,8 @@ def verify_qa_pipeline(folder: str, examples: list[dict], expected: dict[str, di
         examples (`list[dict]`): a few held-out rows (``id``, ``question``, ``context``).
         expected (`dict`): question id -> ``{"text", "start", "end", "score"}`` from `nlp_transfer.qa.postprocess`.
         atol (`float`, defaults to 1e-4): tolerance on scores (logit sums), relative to their size when above 1.
+        record (`bool`, defaults to `True`): write ``examples`` and ``expected`` to ``roundtrip_check.json`` for
+            `verify_recorded`.
 
     Returns:
         `dict` with the number of examples, the largest score difference and the number of near-ties (two spans
@@ -575,7 +780,10 @@ def verify_qa_pipeline(folder: str, examples: list[dict], expected: dict[str, di
 
     _check_qa_pipeline_files(folder)
     pipe = pipeline("question-answering", model=folder, pipeline_class=ExtractiveQAPipeline, device="cpu")
-    return _compare_answers(examples, expected, _run_qa_pipeline(pipe, examples), f"pipeline({folder})", atol)
+    result = _compare_answers(examples, expected, _run_qa_pipeline(pipe, examples), f"pipeline({folder})", atol)
+    if record:
+        _record(folder, "question-answering", examples=examples, expected=expected, atol=atol)
+    return result
 
 
 def verify_qa_adapter(
@@ -586,23 +794,37 @@ def verify_qa_adapter(
     base_model_path: str,
     trust_remote_code: bool = False,
     atol: float = 1e-4,
+    record: bool = True,
 ) -> dict:
     """For an adapter-only QA folder (``--save_base_model false``): ``PeftModel.from_pretrained`` on a fresh base
     built with the folder's config, wrapped in `ExtractiveQAPipeline`; same checks and return value as
     `verify_qa_pipeline`."""
-    from peft import PeftModel
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from .qa import load_qa_model
     from .qa_pipeline import ExtractiveQAPipeline
 
     _check_qa_pipeline_files(folder)
-    config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    base = load_qa_model(base_model_path, config=config, trust_remote_code=trust_remote_code)
-    model = PeftModel.from_pretrained(base, folder).eval()
+    model, _ = _adapter_model(
+        folder,
+        base_model_path,
+        lambda p, c: load_qa_model(p, config=c, trust_remote_code=trust_remote_code),
+        trust_remote_code,
+    )
     pipe = ExtractiveQAPipeline(model=model, tokenizer=AutoTokenizer.from_pretrained(folder), device="cpu")
     source = f"PeftModel.from_pretrained(base, {folder})"
-    return _compare_answers(examples, expected, _run_qa_pipeline(pipe, examples), source, atol)
+    result = _compare_answers(examples, expected, _run_qa_pipeline(pipe, examples), source, atol)
+    if record:
+        _record(
+            folder,
+            "question-answering",
+            examples=examples,
+            expected=expected,
+            atol=atol,
+            base_model_path=base_model_path,
+            trust_remote_code=trust_remote_code,
+        )
+    return result
 
 
 def _check_qa_pipeline_files(folder: str) -> None:
@@ -646,6 +868,7 @@ def write_qa_model_card(
     title: str | None = None,
     extra_tags: list[str] | None = None,
     extra_section: str = "",
+    license: str | None = None,
 ) -> None:
     """Write the model card (``README.md``) of an extractive QA model: metadata (``pipeline_tag:
     question-answering``), SQuAD EM/F1, how the evaluation split was made, and copy-paste usage."""
@@ -665,6 +888,8 @@ def write_qa_model_card(
     ]
     data = ModelCardData(
         base_model=None if os.path.exists(base_model) else base_model,  # metadata wants a Hub id, not a path
+        license=card_license(license, base_model),
+        datasets=card_datasets(dataset_name),
         library_name=library_name,
         pipeline_tag="question-answering",
         tags=["nlp_transfer", "question-answering", "extractive-qa", strategy]

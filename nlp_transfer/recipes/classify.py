@@ -35,7 +35,7 @@ import time
 import torch
 from transformers import DataCollatorWithPadding, Trainer, set_seed
 
-from nlp_transfer import data, export, modeling, report
+from nlp_transfer import data, export, hub, modeling, report
 from nlp_transfer.cli import run, setup_logging
 from nlp_transfer.config import DataArguments, ModelArguments, TransferTrainingArguments, parse_args, to_serialisable
 from nlp_transfer.errors import NLPTransferError
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     if "output_dir" not in explicit:
         training_args.output_dir = os.path.join("outputs", "classify-" + time.strftime("%Y%m%d-%H%M%S"))
     output_dir = training_args.output_dir
+    push = hub.plan_push(training_args)  # repo id and token checked before any training
     resume = export.check_output_dir(
         output_dir,
         overwrite=training_args.overwrite_output_dir,
@@ -253,6 +254,7 @@ def main(argv: list[str] | None = None) -> dict:
     export.write_model_card(
         os.path.join(stage, "README.md"),
         base_model=model_args.model_name_or_path,
+        license=training_args.license,
         strategy=model_args.strategy,
         library_name="peft" if model_args.strategy == "lora" else "transformers",
         dataset_name=dataset_label,
@@ -281,8 +283,13 @@ def main(argv: list[str] | None = None) -> dict:
         has_curves=has_curves,
         merged=model_args.merge_lora and model_args.strategy == "lora",
     )
+    export.verify_recorded(stage)  # the check every push repeats, from the folder alone
     report.write_metrics(os.path.join(stage, export.FINISHED_MARKER), metrics)
     export.publish(stage, output_dir)
+    if push:
+        metrics["hub_commit_url"] = hub.push_folder(
+            output_dir, push.repo_id, private=push.private, revision=push.revision
+        )
 
     headline = {
         k: v

@@ -39,7 +39,7 @@ import torch
 from datasets import Dataset, Value, concatenate_datasets
 from transformers import AutoConfig, AutoModelForSequenceClassification, set_seed
 
-from nlp_transfer import assets, data, distillation, export, modeling, report
+from nlp_transfer import assets, data, distillation, export, hub, modeling, report
 from nlp_transfer.cli import run, setup_logging
 from nlp_transfer.config import DataArguments, DistillArguments, TransferTrainingArguments, parse_args, to_serialisable
 from nlp_transfer.errors import NLPTransferError
@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
     if "output_dir" not in explicit:
         training_args.output_dir = os.path.join("outputs", "distill-" + time.strftime("%Y%m%d-%H%M%S"))
     output_dir = training_args.output_dir
+    push = hub.plan_push(training_args)  # repo id and token checked before any training
     resume = export.check_output_dir(
         output_dir,
         overwrite=training_args.overwrite_output_dir,
@@ -493,6 +494,7 @@ def main(argv: list[str] | None = None) -> dict:
     export.write_model_card(
         os.path.join(stage, "README.md"),
         base_model=dist_args.student_name_or_path or dist_args.teacher_name_or_path,
+        license=training_args.license,
         strategy=dist_args.strategy,
         library_name="peft" if dist_args.strategy == "lora" else "transformers",
         dataset_name=dataset_label,
@@ -526,8 +528,13 @@ def main(argv: list[str] | None = None) -> dict:
         extra_tags=["distillation"],
         extra_section=distillation.compression_markdown(comp),
     )
+    export.verify_recorded(stage)  # the check every push repeats, from the folder alone
     report.write_metrics(os.path.join(stage, export.FINISHED_MARKER), metrics)
     export.publish(stage, output_dir)
+    if push:
+        metrics["hub_commit_url"] = hub.push_folder(
+            output_dir, push.repo_id, private=push.private, revision=push.revision
+        )
 
     distillation.log_summary(comp, output_dir)
     metrics["output_dir"] = output_dir

@@ -25,7 +25,7 @@ import time
 import torch
 from transformers import set_seed
 
-from nlp_transfer import assets, distillation, export, modeling, qa, report
+from nlp_transfer import assets, distillation, export, hub, modeling, qa, report
 from nlp_transfer.cli import setup_logging
 from nlp_transfer.config import (
     DistillArguments,
@@ -67,6 +67,7 @@ def main(argv: list[str] | None) -> dict:
     if "output_dir" not in explicit:
         training_args.output_dir = os.path.join("outputs", "distill-qa-" + time.strftime("%Y%m%d-%H%M%S"))
     output_dir = training_args.output_dir
+    push = hub.plan_push(training_args)  # repo id and token checked before any training
     resume = export.check_output_dir(
         output_dir,
         overwrite=training_args.overwrite_output_dir,
@@ -376,6 +377,7 @@ def main(argv: list[str] | None) -> dict:
     export.write_qa_model_card(
         os.path.join(stage, "README.md"),
         base_model=dist_args.student_name_or_path or dist_args.teacher_name_or_path,
+        license=training_args.license,
         strategy=dist_args.strategy,
         library_name="peft" if dist_args.strategy == "lora" else "transformers",
         dataset_name=dataset_label,
@@ -405,8 +407,13 @@ def main(argv: list[str] | None) -> dict:
         extra_tags=["distillation"],
         extra_section=distillation.compression_markdown(comp),
     )
+    export.verify_recorded(stage)  # the check every push repeats, from the folder alone
     report.write_metrics(os.path.join(stage, export.FINISHED_MARKER), metrics)
     export.publish(stage, output_dir)
+    if push:
+        metrics["hub_commit_url"] = hub.push_folder(
+            output_dir, push.repo_id, private=push.private, revision=push.revision
+        )
     distillation.log_summary(comp, output_dir)
     metrics["output_dir"] = output_dir
     return metrics

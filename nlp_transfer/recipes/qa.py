@@ -62,7 +62,7 @@ import time
 import torch
 from transformers import DataCollatorWithPadding, Trainer, set_seed
 
-from nlp_transfer import export, modeling, qa, report
+from nlp_transfer import export, hub, modeling, qa, report
 from nlp_transfer.cli import run, setup_logging
 from nlp_transfer.config import ModelArguments, QADataArguments, TransferTrainingArguments, parse_args, to_serialisable
 from nlp_transfer.errors import NLPTransferError
@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
     ):
         if value < low:
             raise NLPTransferError(f"--{name} must be at least {low}, got {value}")
+    push = hub.plan_push(training_args)  # repo id and token checked before any training
     resume = export.check_output_dir(
         output_dir,
         overwrite=training_args.overwrite_output_dir,
@@ -335,6 +336,7 @@ def main(argv: list[str] | None = None) -> dict:
     export.write_qa_model_card(
         os.path.join(stage, "README.md"),
         base_model=model_args.model_name_or_path,
+        license=training_args.license,
         strategy=model_args.strategy,
         library_name="peft" if model_args.strategy == "lora" else "transformers",
         dataset_name=dataset_label,
@@ -363,8 +365,13 @@ def main(argv: list[str] | None = None) -> dict:
         merged=merged,
         split_note=split_note,
     )
+    export.verify_recorded(stage)  # the check every push repeats, from the folder alone
     report.write_metrics(os.path.join(stage, export.FINISHED_MARKER), metrics)
     export.publish(stage, output_dir)
+    if push:
+        metrics["hub_commit_url"] = hub.push_folder(
+            output_dir, push.repo_id, private=push.private, revision=push.revision
+        )
 
     headline = {
         k: v

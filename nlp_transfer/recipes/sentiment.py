@@ -38,7 +38,7 @@ from typing import Literal
 import torch
 from transformers import DataCollatorWithPadding, Trainer, set_seed
 
-from nlp_transfer import data, export, modeling, report, sentiment
+from nlp_transfer import data, export, hub, modeling, report, sentiment
 from nlp_transfer.cli import run, setup_logging
 from nlp_transfer.config import DataArguments, ModelArguments, TransferTrainingArguments, parse_args, to_serialisable
 from nlp_transfer.errors import NLPTransferError
@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not 0 < sent_args.head_fraction < 1:
         raise NLPTransferError(f"--head_fraction must be between 0 and 1, got {sent_args.head_fraction}")
     output_dir = training_args.output_dir
+    push = hub.plan_push(training_args)  # repo id and token checked before any training
     resume = export.check_output_dir(
         output_dir,
         overwrite=training_args.overwrite_output_dir,
@@ -376,6 +377,7 @@ def main(argv: list[str] | None = None) -> dict:
     export.write_model_card(
         os.path.join(stage, "README.md"),
         base_model=model_args.model_name_or_path,
+        license=training_args.license,
         strategy=model_args.strategy,
         library_name="peft" if model_args.strategy == "lora" else "transformers",
         dataset_name=dataset_label,
@@ -413,8 +415,13 @@ def main(argv: list[str] | None = None) -> dict:
         has_curves=has_curves,
         merged=model_args.merge_lora and model_args.strategy == "lora",
     )
+    export.verify_recorded(stage)  # the check every push repeats, from the folder alone
     report.write_metrics(os.path.join(stage, export.FINISHED_MARKER), metrics)
     export.publish(stage, output_dir)
+    if push:
+        metrics["hub_commit_url"] = hub.push_folder(
+            output_dir, push.repo_id, private=push.private, revision=push.revision
+        )
 
     headline = {k: v for k, v in metrics.items() if k.split("_", 1)[-1] in ("accuracy", "f1", "mcc")}
     logger.info("held-out metrics: %s", ", ".join(f"{k}={v:.4f}" for k, v in headline.items()))

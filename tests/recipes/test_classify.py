@@ -38,6 +38,7 @@ ARTIFACTS = {
     "run_config.yaml",
     "training_curves.png",
     "README.md",
+    "roundtrip_check.json",
 }
 
 

@@ -44,6 +44,7 @@ ARTIFACTS = {
     "run_config.yaml",
     "training_curves.png",
     "README.md",
+    "roundtrip_check.json",
 }
 TRAIN_ROWS = qa_rows(64, seed=1, n_articles=8)
 
