@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from .errors import NLPTransferError
+from .errors import NLPTransferError, RunInterrupted
 
 RECIPES = {
     "classify": "nlp_transfer.recipes.classify",
@@ -35,6 +35,9 @@ def run(main: Callable[[list[str] | None], dict], argv: list[str] | None = None)
     except NLPTransferError as e:
         print(f"nlp-transfer: error: {e}", file=sys.stderr)
         return 2
+    except RunInterrupted as e:
+        print(f"nlp-transfer: {e}", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("nlp-transfer: interrupted; resume with --resume_from_checkpoint true", file=sys.stderr)
         return 130

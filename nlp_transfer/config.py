@@ -348,6 +348,28 @@ def _explicit_flags(argv: list[str], known: set[str]) -> set[str]:
     return keys
 
 
+def _has_accelerator() -> bool:
+    import torch
+
+    xpu = getattr(torch, "xpu", None)
+    mps = getattr(torch.backends, "mps", None)
+    return (
+        torch.cuda.is_available()
+        or (xpu is not None and xpu.is_available())
+        or (mps is not None and mps.is_available())
+    )
+
+
+def _multi_process_cpu() -> None:
+    """Under ``torchrun``/``accelerate launch`` on a machine without an accelerator, ask for a multi-CPU (gloo) run.
+
+    transformers 5 only sets up a CPU process group when ``use_cpu`` / ``ACCELERATE_USE_CPU`` is set; otherwise each
+    rank trains alone on the full data and both write the output folder (seen with torchrun on 2 CPU processes).
+    Must run before `TrainingArguments` is built (it sets up the device on creation)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator():
+        os.environ.setdefault("ACCELERATE_USE_CPU", "true")
+
+
 def parse_args(
     dataclass_types: tuple,
     argv: list[str] | None = None,
@@ -405,11 +427,25 @@ def parse_args(
     merged = {**(defaults or {}), **file_values}
     # argparse converts string defaults with the option's type, so YAML strings like "3e-5" become floats.
     parser.set_defaults(**{k: v for k, v in merged.items()})
+    _multi_process_cpu()
+    auto = set()
     try:
-        parsed = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+        try:
+            parsed = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+        except ValueError as e:
+            if "support bf16" not in str(e) or _has_accelerator():
+                raise
+            # --bf16 with no GPU: train on CPU with bf16 autocast. Set here, not as a default, so a run_config.yaml
+            # written on a CPU machine does not pin later runs of it to the CPU.
+            parser.set_defaults(use_cpu=True)
+            parsed = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+            auto.add("use_cpu")
     except ValueError as e:  # TrainingArguments.__post_init__ validation
         raise NLPTransferError(f"invalid arguments: {str(e).splitlines()[0]}") from None
     *instances, remaining = parsed
+    for inst in instances:
+        if isinstance(inst, TrainingArguments):
+            inst._nlp_transfer_auto = auto
     instances = [x for x in instances if not isinstance(x, argparse.Namespace)]
     if remaining:
         flags = [r for r in remaining if r.startswith("-")] or remaining
@@ -427,6 +463,8 @@ def to_serialisable(*instances) -> dict[str, Any]:
     for inst in instances:
         if isinstance(inst, TrainingArguments):
             d = inst.to_dict()  # masks *_token fields
+            for k in getattr(inst, "_nlp_transfer_auto", ()):
+                d.pop(k, None)
         else:
             d = dataclasses.asdict(inst)
         for k, v in d.items():

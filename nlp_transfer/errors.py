@@ -6,3 +6,7 @@ class NLPTransferError(Exception):
 
     Raised for bad paths, missing columns, unknown labels, unreachable models and similar; never for bugs.
     """
+
+
+class RunInterrupted(Exception):
+    """Training stopped on a signal after saving a checkpoint; the message says how to resume (exit status 143)."""

@@ -35,7 +35,7 @@ import time
 import torch
 from transformers import DataCollatorWithPadding, Trainer, set_seed
 
-from nlp_transfer import data, export, hub, modeling, report
+from nlp_transfer import data, export, hub, interrupt, modeling, report
 from nlp_transfer.cli import run, setup_logging
 from nlp_transfer.config import DataArguments, ModelArguments, TransferTrainingArguments, parse_args, to_serialisable
 from nlp_transfer.errors import NLPTransferError
@@ -184,7 +184,12 @@ def main(argv: list[str] | None = None) -> dict:
         processing_class=tokenizer,
         compute_metrics=make_compute_metrics(labels.problem_type),
     )
+    # these heads' losses are per-batch means that ignore num_items_in_batch; left True, Trainer multiplies the
+    # loss by the number of processes under DDP (2x gradients and logged loss on 2 ranks, measured)
+    trainer.model_accepts_loss_kwargs = False
+    stop = interrupt.guard(trainer)  # SIGTERM: checkpoint, stop, exit 143 with how to resume
     train_result = trainer.train(resume_from_checkpoint=resume)
+    interrupt.raise_if_stopped(stop, output_dir)
     metrics = {f"train_{k}" if not k.startswith("train_") else k: v for k, v in train_result.metrics.items()}
     metrics.update(trainable_params=trainable, total_params=total)
     for split, prefix in (("validation", "eval"), ("test", "test")):
@@ -192,6 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
             metrics.update(trainer.evaluate(tokenized[split], metric_key_prefix=prefix))
 
     # ---- 5. export: stage, verify the pipeline round trip, then move into place
+    export.prepare_export(trainer)  # every rank: ZeRO-3 shards gathered, autocast wrapper removed on rank 0
     if not trainer.is_world_process_zero():
         return metrics
     main_metric = MAIN_METRIC[labels.problem_type]

@@ -39,7 +39,7 @@ import torch
 from datasets import Dataset, Value, concatenate_datasets
 from transformers import AutoConfig, AutoModelForSequenceClassification, set_seed
 
-from nlp_transfer import assets, data, distillation, export, hub, modeling, report
+from nlp_transfer import assets, data, distillation, export, hub, interrupt, modeling, report
 from nlp_transfer.cli import run, setup_logging
 from nlp_transfer.config import DataArguments, DistillArguments, TransferTrainingArguments, parse_args, to_serialisable
 from nlp_transfer.errors import NLPTransferError
@@ -379,7 +379,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
     if resume:
         trainer.load_projections(resume)
+    stop = interrupt.guard(trainer)  # SIGTERM: checkpoint, stop, exit 143 with how to resume
     train_result = trainer.train(resume_from_checkpoint=resume)
+    interrupt.raise_if_stopped(stop, output_dir)
     metrics = {f"train_{k}" if not k.startswith("train_") else k: v for k, v in train_result.metrics.items()}
     metrics.update(trainable_params=trainable, total_params=total)
     for split, prefix in (("validation", "eval"), ("test", "test")):
@@ -387,6 +389,7 @@ def main(argv: list[str] | None = None) -> dict:
             metrics.update(trainer.evaluate(tokenized[split], metric_key_prefix=prefix))
 
     # ---- 7. export: student folder, round trip, compression report, card
+    export.prepare_export(trainer)  # every rank: ZeRO-3 shards gathered, autocast wrapper removed on rank 0
     if not trainer.is_world_process_zero():
         return metrics
     stage = export.staging_dir(output_dir)
