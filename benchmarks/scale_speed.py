@@ -69,9 +69,13 @@ def run(model, train_file, out, precision, nproc, samples, batch):
     else:
         cmd = [sys.executable, "-m", "nlp_transfer.recipes.classify"]
     t = time.time()
-    r = subprocess.run(cmd + args, capture_output=True, text=True, env=env)
+    log = out + ".log"
+    with open(log, "w") as f:
+        r = subprocess.run(cmd + args, stdout=f, stderr=subprocess.STDOUT, env=env)
     if r.returncode != 0:
-        return {"error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"}
+        with open(log) as f:
+            lines = f.read().strip().splitlines()
+        return {"error": lines[-1] if lines else f"exit {r.returncode}"}
     with open(os.path.join(out, "metrics.json")) as f:
         m = json.load(f)
     return {
