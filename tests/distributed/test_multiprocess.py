@@ -109,6 +109,17 @@ def test_two_rank_distillation_computes_the_teacher_once(one_and_two, data, tmp_
     assert len(list((tmp_path / "cache").rglob("*.npz"))) == 2  # train + validation, once each
 
 
+def test_two_rank_lora_with_gradient_checkpointing_trains_the_adapter(tiny_bert, data, tmp_path):
+    out = tmp_path / "gc"
+    args = ["--model_name_or_path", tiny_bert, *common(data), "--num_train_epochs", "1", "--save_strategy", "no",
+            "--strategy", "lora", "--gradient_checkpointing", "--per_device_train_batch_size", "4",
+            "--output_dir", str(out)]  # fmt: skip
+    rc, log = recipe("classify", args, tmp_path, nproc=2)
+    assert rc == 0, log[-3000:]
+    adapter = load_file(str(out / "adapter_model.safetensors"))
+    assert max(float(t.abs().max()) for k, t in adapter.items() if "lora_B" in k) > 0  # gradients reached LoRA
+
+
 # --------------------------------------------------------------------------------------- kill, then resume
 def interrupted(name, args, out, tmp_path, sig, after_step):
     """Start a run, send ``sig`` once checkpoint-<after_step> is complete, return (exit code, log)."""
