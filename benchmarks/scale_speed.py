@@ -85,6 +85,14 @@ def run(model, train_file, out, precision, nproc, samples, batch):
     }
 
 
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "cpu"
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--samples", type=int, default=512)
@@ -97,7 +105,7 @@ def main():
 
     work = tempfile.mkdtemp(prefix="scale-speed-")
     model, train_file = minilm_or_stand_in(work)
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu"
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else _cpu_name()
     results = {
         "command": " ".join(["python", "benchmarks/scale_speed.py", *sys.argv[1:]]),
         "machine": f"{device}; {os.cpu_count()} CPU cores; torch {torch.__version__}",
