@@ -292,7 +292,15 @@ def push_run(folder: str, target: PushTarget, *, commit_message: str | None = No
     from .export import verify_recorded
 
     check_finished_run(folder)
-    check = verify_recorded(folder)
+    try:
+        check = verify_recorded(folder)
+    except NLPTransferError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a folder that won't even load (corrupt weights, edited config, ...)
+        raise NLPTransferError(
+            f"{folder} does not load the way a user would load it ({type(e).__name__}: "
+            f"{' '.join(str(e).split())[:200]}); refusing to push"
+        ) from None
     logger.info("round trip before pushing: %s", json.dumps(check))
     url = push_folder(
         folder, target.repo_id, private=target.private, revision=target.revision, commit_message=commit_message

@@ -191,6 +191,9 @@ def test_push_refusals_leave_the_run_intact(hub_server, full_run, tmp_path):
     rec = json.loads((tampered / hub.ROUNDTRIP_FILE).read_text())
     rec["expected_logits"] = [[v + 1.0 for v in row] for row in rec["expected_logits"]]
     (tampered / hub.ROUNDTRIP_FILE).write_text(json.dumps(rec))
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(full_run, corrupt)
+    (corrupt / "model.safetensors").write_bytes(b"not safetensors")
     before = tree_digest(full_run)
     run = str(full_run)
     cases = [
@@ -201,6 +204,7 @@ def test_push_refusals_leave_the_run_intact(hub_server, full_run, tmp_path):
         ({"argv": [run, "tester/x"], "env": {"HF_TOKEN": None}}, "no Hugging Face token found"),
         ({"argv": [run, "tester/denied"], "env": {"HF_TOKEN": "hf_wrongTOKENvalue000"}}, "HTTP 401"),
         ({"argv": [str(tampered), "tester/tampered"]}, "round-trip check failed"),
+        ({"argv": [str(corrupt), "tester/corrupt"]}, "does not load the way a user would load it"),
         (
             {"argv": [run, "tester/down"], "fault": {"status": 503, "count": 100}},
             "failed (HTTP 503",
@@ -223,7 +227,9 @@ def test_push_refusals_leave_the_run_intact(hub_server, full_run, tmp_path):
         assert hub_server.token not in res["stderr"] and "hf_wrongTOKENvalue000" not in res["stderr"]
     assert "retry with `nlp-transfer push" in results[-1]["stderr"]
     repos = hub_server.state()["repos"]
-    assert "tester/tampered" not in repos and "tester/down" not in repos  # refused before anything was uploaded
+    assert not {"tester/tampered", "tester/corrupt", "tester/down"} & set(
+        repos
+    )  # refused before anything was uploaded
     assert tree_digest(full_run) == before
 
 
