@@ -1,0 +1,38 @@
+"""Slow: each benchmark script's smoke budget runs end to end on the real packaged MiniLM (``-m slow``)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared" / "datasets"
+
+
+def _run(*args, timeout=1200):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=timeout)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    return r.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["trec", "cola", "mrpc", "rte", "ag_news"])
+def test_accuracy_smoke(task):
+    if not SHARED.is_dir():
+        pytest.skip("../shared/datasets is not here (it is only beside the repo in CI and dev machines)")
+    out = _run(str(REPO / "benchmarks" / "accuracy.py"), task, "--smoke")
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary and all(0 <= v["mean"] <= 1 or k == "mcc" for k, v in summary.items())
+
+
+@pytest.mark.slow
+def test_scale_speed_smoke(tmp_path):
+    out = tmp_path / "speed.json"
+    _run(str(REPO / "benchmarks" / "scale_speed.py"), "--samples", "32", "--precisions", "fp32", "--no-ddp",
+         "--out", str(out))  # fmt: skip
+    res = json.loads(out.read_text())
+    assert res["runs"]["fp32 1proc x batch 16"]["train_samples_per_second"] > 0
