@@ -170,7 +170,13 @@ def _bounded_requests(timeout: float):
     """huggingface_hub's shared HTTP client has no timeout; give it one for the duration of the push."""
     from huggingface_hub.utils import _http
 
-    factory = _http._GLOBAL_CLIENT_FACTORY
+    # the current factory is private state; fall back to the public default, or leave the client alone on a
+    # huggingface_hub without client factories (pushes then rely on the library's own retries, without a timeout)
+    factory = getattr(_http, "_GLOBAL_CLIENT_FACTORY", None) or getattr(_http, "default_client_factory", None)
+    if factory is None or not hasattr(_http, "set_client_factory"):
+        logger.warning("this huggingface_hub has no client factory: pushing without a request timeout")
+        yield
+        return
 
     def with_timeout():
         client = factory()

@@ -292,6 +292,7 @@ def main():
         fault = state["fault"]
         if fault and fault.get("count", 0) > 0 and not path.startswith("/_test/") and request.method != "GET":
             fault["count"] -= 1
+            state.setdefault("faulted", []).append(path)
             if fault.get("delay"):
                 await asyncio.sleep(fault["delay"])
             else:

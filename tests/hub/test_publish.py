@@ -226,6 +226,8 @@ def test_push_refusals_leave_the_run_intact(hub_server, full_run, tmp_path):
         assert "Traceback" not in res["stderr"]
         assert hub_server.token not in res["stderr"] and "hf_wrongTOKENvalue000" not in res["stderr"]
     assert "retry with `nlp-transfer push" in results[-1]["stderr"]
+    # bounded: NLP_TRANSFER_HUB_RETRIES=2 attempts each for the failing and the hanging server, then the message
+    assert hub_server.state()["faulted"] == ["/api/repos/create"] * 4
     repos = hub_server.state()["repos"]
     assert not {"tester/tampered", "tester/corrupt", "tester/down"} & set(
         repos
