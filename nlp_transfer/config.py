@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import logging
 import os
 import sys
 from dataclasses import dataclass, field
@@ -348,6 +349,18 @@ def _explicit_flags(argv: list[str], known: set[str]) -> set[str]:
     return keys
 
 
+def _cpu_has_fast_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AVX-512-BF16 / AMX, as oneDNN reports it). Without
+    them torch falls back to a slow path: bf16 training measured 18x slower than fp32 on an AVX2-only CPU
+    (benchmarks/README.md, "Speed")."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # an op this torch build does not have: assume it is fine
+        return True
+
+
 def _has_accelerator() -> bool:
     import torch
 
@@ -440,6 +453,11 @@ def parse_args(
             parser.set_defaults(use_cpu=True)
             parsed = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
             auto.add("use_cpu")
+            if not _cpu_has_fast_bf16():
+                logging.getLogger("nlp_transfer.config").warning(
+                    "--bf16 on a CPU without bf16 matrix instructions (AVX-512-BF16/AMX): torch falls back to a slow "
+                    "path (measured 18x slower than fp32); drop --bf16 to train in fp32"
+                )
     except ValueError as e:  # TrainingArguments.__post_init__ validation
         raise NLPTransferError(f"invalid arguments: {str(e).splitlines()[0]}") from None
     *instances, remaining = parsed

@@ -111,3 +111,17 @@ def test_fp16_lora_on_gpu_keeps_adapters_fp32_and_round_trips(tiny_bert, sentime
     assert {t.dtype for t in adapter.values()} == {torch.float32}
     assert max(float(t.abs().max()) for k, t in adapter.items() if "lora_B" in k) > 0
     assert m["roundtrip_pipeline_max_abs_logit_diff"] < 1e-4
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_bf16_on_a_cpu_without_bf16_instructions_warns(monkeypatch, caplog, tmp_path, fast):
+    from transformers import TrainingArguments
+
+    from nlp_transfer import config
+
+    monkeypatch.setattr(config, "_has_accelerator", lambda: False)
+    monkeypatch.setattr(config, "_cpu_has_fast_bf16", lambda: fast)
+    with caplog.at_level("WARNING", logger="nlp_transfer.config"):
+        (args,), _ = config.parse_args((TrainingArguments,), ["--output_dir", str(tmp_path), "--bf16", "true"])
+    assert args.bf16 and args.use_cpu
+    assert ("drop --bf16" in caplog.text) is (not fast)
