@@ -13,6 +13,7 @@ Tasks (model: MiniLM-L6 from its packaged offline copy; full fine-tuning unless 
 | mrpc    | glue_mrpc/train.tsv, dev.tsv         | 3,668 / 408 dev (sentence pairs)          | F1 (pos.), acc.  |
 | rte     | glue_rte/train.tsv, dev.tsv          | 2,490 / 277 dev (sentence pairs)          | accuracy         |
 | ag_news | ag_news/test.csv (train set absent)  | seeded 80/20 split of the 7,600 test rows | accuracy         |
+| sst2    | sst2/train.tsv, dev.tsv              | 67,349 (use --max_train_samples) / 872 dev | accuracy        |
 
 The raw files are converted to csv in a temporary folder at run time (TREC's "LABEL:fine question" lines, GLUE tsv
 with stray quotes, header-less CoLA and AG News); nothing from the datasets is written into the repository. SST-2,
@@ -36,7 +37,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.path.join(HERE, "..", "..", "shared", "datasets")
+SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "datasets"))
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -56,7 +57,7 @@ def _write(path, header, rows):
 def prepare(task, work, seed):
     """Convert the raw copy into csv files; returns the recipe's data options."""
     d = os.path.join(SHARED, {"trec": "trec", "cola": "glue_cola", "mrpc": "glue_mrpc", "rte": "glue_rte",
-                              "ag_news": "ag_news"}[task])  # fmt: skip
+                              "ag_news": "ag_news", "sst2": "sst2"}[task])  # fmt: skip
     if not os.path.isdir(d):
         sys.exit(f"benchmarks/accuracy.py: {d} not found (the benchmark copies live in ../shared beside the repo)")
     if task == "trec":
@@ -102,6 +103,9 @@ def prepare(task, work, seed):
         tr = _write(os.path.join(work, "train.csv"), ["text", "label"], data[:cut])
         te = _write(os.path.join(work, "test.csv"), ["text", "label"], data[cut:])
         return ["--train_file", tr, "--validation_file", te, "--max_seq_length", "128"]
+    if task == "sst2":  # the GLUE tsv files load as they are
+        files = ["--train_file", os.path.join(d, "train.tsv.gz"), "--validation_file", os.path.join(d, "dev.tsv.gz")]
+        return [*files, "--text_column", "sentence", "--max_seq_length", "64", "--class_names", "negative", "positive"]
     raise ValueError(task)
 
 
@@ -111,19 +115,23 @@ BUDGET = {  # epochs, batch, learning rate (full fine-tuning)
     "mrpc": ["--num_train_epochs", "3", "--per_device_train_batch_size", "16", "--learning_rate", "5e-5"],
     "rte": ["--num_train_epochs", "3", "--per_device_train_batch_size", "16", "--learning_rate", "5e-5"],
     "ag_news": ["--num_train_epochs", "2", "--per_device_train_batch_size", "32", "--learning_rate", "5e-5"],
+    "sst2": ["--num_train_epochs", "2", "--per_device_train_batch_size", "32", "--learning_rate", "5e-5"],
 }
 METRICS = {"trec": ["accuracy"], "cola": ["mcc", "accuracy"], "mrpc": ["f1_positive", "accuracy"],
-           "rte": ["accuracy"], "ag_news": ["accuracy"]}  # fmt: skip
+           "rte": ["accuracy"], "ag_news": ["accuracy"], "sst2": ["accuracy"]}  # fmt: skip
 
 
-def run(task, seed, strategy, smoke, work, max_train=None):
-    data = prepare(task, work, seed)
-    out = os.path.join(work, f"out-{seed}")
-    args = ["--model_name_or_path", MODEL, *data, *BUDGET[task], "--strategy", strategy, "--seed", str(seed),
+def run(task, seed, strategy, smoke, work, max_train=None, extra=(), data=None, model=MODEL, name=None):
+    """One recipe run in its own process. ``extra`` options override the task's budget (later flags win);
+    ``data`` replaces the task's converted files (few_shot.py); ``name`` names the output folder in ``work``."""
+    data = data or prepare(task, work, seed)
+    out = os.path.join(work, name or f"out-{seed}")
+    args = ["--model_name_or_path", model, *data, *BUDGET[task], "--strategy", strategy, "--seed", str(seed),
             "--output_dir", out, "--save_strategy", "no", "--eval_strategy", "epoch", "--logging_steps", "20",
-            "--overwrite_output_dir"]  # fmt: skip
+            "--overwrite_output_dir", *extra]  # fmt: skip
     if smoke:
         args += ["--max_train_samples", "64", "--max_eval_samples", "32", "--num_train_epochs", "1"]
+        args += ["--max_steps", "4"] if "--max_steps" in extra else []
     elif max_train:
         args += ["--max_train_samples", str(max_train)]
     cmd = [sys.executable, "-m", "nlp_transfer.recipes.classify", *args]
@@ -145,14 +153,27 @@ def run(task, seed, strategy, smoke, work, max_train=None):
         **{k: round(m[f"eval_{k}"], 4) for k in METRICS[task] if f"eval_{k}" in m},
         "train_rows": _count_rows(data[data.index("--train_file") + 1], 64 if smoke else max_train),
         "wall_s": round(wall, 1),
+        "train_runtime_s": m.get("train_runtime"),
+        "train_samples_per_second": m.get("train_samples_per_second"),
+        "train_steps_per_second": m.get("train_steps_per_second"),
+        "trainable_params": m.get("trainable_params"),
+        "total_params": m.get("total_params"),
         "peak_rss_mb": round(usage.ru_maxrss / 1024),
-        "command": "python -m nlp_transfer.recipes.classify "
-        + " ".join(a if not a.startswith(work) else "<converted>/" + os.path.basename(a) for a in args),
+        "command": "python -m nlp_transfer.recipes.classify " + " ".join(_shown(a, work) for a in args),
     }
 
 
+def _shown(arg, work):
+    if arg.startswith(work):
+        return "<converted>/" + os.path.basename(arg)
+    if arg.startswith(SHARED):
+        return "../shared/datasets/" + os.path.relpath(arg, SHARED)
+    return arg
+
+
 def _count_rows(path, cap):
-    with open(path, encoding="utf-8") as f:
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
         n = sum(1 for _ in csv.reader(f)) - 1
     return min(n, cap) if cap else n
 
@@ -180,13 +201,20 @@ def main():
     p.add_argument("--seeds", type=int, nargs="+", default=[42])
     p.add_argument("--strategy", default="full")
     p.add_argument("--smoke", action="store_true")
-    p.add_argument("--max_train_samples", type=int, default=None, help="a CPU budget: train on a seeded sample of N rows")
+    p.add_argument("--max_train_samples", type=int, default=None, help="a CPU budget: N seeded rows")
     p.add_argument("--results", default=os.path.join(HERE, "results"))
     a = p.parse_args()
     import torch
 
     for task in a.tasks:
+        path = os.path.join(a.results, f"accuracy_{task}.json")
         runs = []
+        if os.path.exists(path) and not a.smoke:  # keep earlier seeds run with the same strategy and budget
+            with open(path) as f:
+                old = json.load(f)
+            budget = f"--max_train_samples {a.max_train_samples} " if a.max_train_samples else "--max_train_samples"
+            runs = [r for r in old["runs"] if old["strategy"] == a.strategy and r["seed"] not in a.seeds
+                    and (budget in r["command"] + " ") == bool(a.max_train_samples)]  # fmt: skip
         for seed in a.seeds:
             with tempfile.TemporaryDirectory(prefix=f"bench-{task}-") as work:
                 runs.append(run(task, seed, a.strategy, a.smoke, work, a.max_train_samples))
@@ -208,7 +236,8 @@ def main():
         }
         if not a.smoke:
             os.makedirs(a.results, exist_ok=True)
-            with open(os.path.join(a.results, f"accuracy_{task}.json"), "w") as f:
+            runs.sort(key=lambda r: r["seed"])
+            with open(path, "w") as f:
                 json.dump(result, f, indent=2)
         print(json.dumps(result["summary"]), flush=True)
 

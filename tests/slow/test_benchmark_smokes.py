@@ -36,3 +36,41 @@ def test_scale_speed_smoke(tmp_path):
          "--out", str(out))  # fmt: skip
     res = json.loads(out.read_text())
     assert res["runs"]["fp32 1proc x batch 16"]["train_samples_per_second"] > 0
+
+
+def _need_shared():
+    if not SHARED.is_dir():
+        pytest.skip("../shared/datasets is not here (it is only beside the repo in CI and dev machines)")
+
+
+@pytest.mark.slow
+def test_strategies_smoke():
+    _need_shared()
+    out = _run(str(REPO / "benchmarks" / "strategies.py"), "--smoke", "--only", "frozen", "lora_r2")
+    acc = json.loads(out.strip().splitlines()[-1])
+    assert set(acc) == {"frozen", "lora_r2"} and all(0 <= v <= 1 for v in acc.values())
+    assert "trainable_percent" in out
+
+
+@pytest.mark.slow
+def test_few_shot_smoke():
+    _need_shared()
+    out = _run(str(REPO / "benchmarks" / "few_shot.py"), "--smoke", "--datasets", "sst2", "--shots", "8",
+               "--seeds", "42")  # fmt: skip
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert set(summary) == {"sst2 K=8 pretrained", "sst2 K=8 scratch"}
+
+
+@pytest.mark.slow
+def test_inference_speed_smoke():
+    _need_shared()
+    out = _run(str(REPO / "benchmarks" / "inference_speed.py"), "--smoke")
+    assert '"plain qa"' in out and '"classify lora merged"' in out
+
+
+@pytest.mark.slow
+def test_flops_smoke():
+    _need_shared()
+    out = _run(str(REPO / "benchmarks" / "flops.py"), "--smoke")
+    runs = json.loads(out.strip().splitlines()[-1])
+    assert set(runs) == {"plain", "dynamic", "recipe"} and all(r["achieved_gflops"] > 0 for r in runs.values())

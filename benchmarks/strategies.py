@@ -1,0 +1,78 @@
+"""Transfer strategies side by side on SST-2: same model, data, epochs, batch and seed; only what trains differs.
+
+    python benchmarks/strategies.py                      # every strategy below, seed 42 (~30 min on 2 cores)
+    python benchmarks/strategies.py --only lora_r8 full  # a subset
+    python benchmarks/strategies.py --smoke              # tiny budget: proves the script runs (tests/slow)
+
+Budget (the shipped recipes/sentiment/minilm_sst2_*.yaml one): MiniLM-L6, a seeded 8,000 of the 67,349 SST-2
+training phrases, 2 epochs, batch 32, 64 tokens; scored on the 872-sentence GLUE dev set. Learning rates are each
+strategy's own (a strategy is only fairly compared at a learning rate that suits it; the LoRA paper tunes it too):
+full and partial 5e-5, the frozen backbone's head 1e-1 and LoRA 2e-3, the rates measured on BBC News and SST-2
+(docs/DESIGN_NOTES.md). LoRA keeps alpha = 2r, so the scale alpha/r is the same at every rank and only the rank
+varies; PEFT's default targets for BERT (query, value), as in the LoRA paper.
+
+Per strategy: dev accuracy, trainable / total parameters, training time per step and samples/s (Trainer's own
+train_runtime, i.e. the training loop only), and the recipe process's peak resident memory (whole run). Writes
+benchmarks/results/strategies_sst2.json.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+
+import accuracy  # benchmarks/accuracy.py: the recipe runner and the data preparation
+
+STRATEGIES = {
+    "full": ["--strategy", "full", "--learning_rate", "5e-5"],
+    "partial": ["--strategy", "partial", "--learning_rate", "5e-5"],  # embeddings + bottom 3 of 6 layers frozen
+    "frozen": ["--strategy", "frozen", "--learning_rate", "1e-1"],
+    "lora_r2": ["--strategy", "lora", "--lora_r", "2", "--lora_alpha", "4", "--learning_rate", "2e-3"],
+    "lora_r8": ["--strategy", "lora", "--lora_r", "8", "--lora_alpha", "16", "--learning_rate", "2e-3"],
+    "lora_r32": ["--strategy", "lora", "--lora_r", "32", "--lora_alpha", "64", "--learning_rate", "2e-3"],
+}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--only", nargs="+", choices=list(STRATEGIES), default=list(STRATEGIES))
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--max_train_samples", type=int, default=8000)
+    p.add_argument("--smoke", action="store_true")
+    p.add_argument("--results", default=os.path.join(accuracy.HERE, "results"))
+    a = p.parse_args()
+    import torch
+
+    rows = {}
+    for name in a.only:
+        with tempfile.TemporaryDirectory(prefix=f"bench-strategy-{name}-") as work:
+            extra = [*STRATEGIES[name], "--eval_strategy", "no"]
+            r = accuracy.run("sst2", a.seed, "full", a.smoke, work, a.max_train_samples, extra=extra)
+        # strategy is passed twice in the command (runner default, then the override): show the one that counts
+        r["command"] = r["command"].replace(" --strategy full", "", 1)
+        steps = r["train_steps_per_second"]
+        r["seconds_per_step"] = round(1 / steps, 3) if steps else None
+        r["trainable_percent"] = round(100 * r["trainable_params"] / r["total_params"], 3)
+        rows[name] = r
+        print(name, json.dumps(r), flush=True)
+    result = {
+        "benchmark": "strategies on SST-2",
+        "model": accuracy.MODEL,
+        "smoke": a.smoke,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "runs": rows,
+    }
+    if not a.smoke:
+        os.makedirs(a.results, exist_ok=True)
+        path = os.path.join(a.results, "strategies_sst2.json")
+        old = json.load(open(path)) if os.path.exists(path) else {"runs": {}}
+        result["runs"] = {**old["runs"], **rows}  # --only refreshes some rows, keeps the others
+        with open(path, "w") as f:
+            json.dump(result, f, indent=2)
+    print(json.dumps({k: v["accuracy"] for k, v in rows.items()}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
