@@ -171,6 +171,23 @@ def _shown(arg, work):
     return arg
 
 
+def mean_std(vals):
+    return {"mean": round(statistics.mean(vals), 4),
+            "std": round(statistics.stdev(vals), 4) if len(vals) > 1 else None, "n": len(vals)}  # fmt: skip
+
+
+def machine():
+    import torch
+
+    return f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def save(result, path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+
+
 def _count_rows(path, cap):
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as f:
@@ -204,7 +221,6 @@ def main():
     p.add_argument("--max_train_samples", type=int, default=None, help="a CPU budget: N seeded rows")
     p.add_argument("--results", default=os.path.join(HERE, "results"))
     a = p.parse_args()
-    import torch
 
     for task in a.tasks:
         path = os.path.join(a.results, f"accuracy_{task}.json")
@@ -223,22 +239,19 @@ def main():
         for k in METRICS[task]:
             vals = [r[k] for r in runs if k in r]
             if vals:
-                summary[k] = {"mean": round(statistics.mean(vals), 4),
-                              "std": round(statistics.stdev(vals), 4) if len(vals) > 1 else None}  # fmt: skip
+                summary[k] = mean_std(vals)
         result = {
             "task": task,
             "model": MODEL,
             "strategy": a.strategy,
             "smoke": a.smoke,
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+            "machine": machine(),
             "summary": summary,
             "runs": runs,
         }
         if not a.smoke:
-            os.makedirs(a.results, exist_ok=True)
             runs.sort(key=lambda r: r["seed"])
-            with open(path, "w") as f:
-                json.dump(result, f, indent=2)
+            save(result, path)
         print(json.dumps(result["summary"]), flush=True)
 
 

@@ -24,9 +24,7 @@ import csv
 import gzip
 import json
 import os
-import platform
 import random
-import statistics
 import sys
 import tempfile
 
@@ -86,7 +84,6 @@ def main():
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--results", default=os.path.join(accuracy.HERE, "results"))
     a = p.parse_args()
-    import torch
 
     runs = []
     for dataset in a.datasets:
@@ -111,24 +108,18 @@ def main():
             for init in ("pretrained", "scratch"):
                 key = (dataset, k, init)
                 vals = [r["accuracy"] for r in runs if (r["dataset"], r["shots_per_class"], r["init"]) == key]
-                summary[f"{dataset} K={k} {init}"] = {
-                    "mean": round(statistics.mean(vals), 4),
-                    "std": round(statistics.stdev(vals), 4) if len(vals) > 1 else None,
-                    "n": len(vals),
-                }
+                summary[f"{dataset} K={k} {init}"] = accuracy.mean_std(vals)
     result = {
         "benchmark": "few-shot transfer vs random init",
         "model": accuracy.MODEL,
         "budget": " ".join(BUDGET),
         "smoke": a.smoke,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "machine": accuracy.machine(),
         "summary": summary,
         "runs": runs,
     }
     if not a.smoke:
-        os.makedirs(a.results, exist_ok=True)
-        with open(os.path.join(a.results, "few_shot.json"), "w") as f:
-            json.dump(result, f, indent=2)
+        accuracy.save(result, os.path.join(a.results, "few_shot.json"))
     print(json.dumps(summary))
 
 

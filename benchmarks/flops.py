@@ -17,7 +17,6 @@ Writes benchmarks/results/flops.json.
 
 import json
 import os
-import platform
 import sys
 import time
 
@@ -103,7 +102,7 @@ def main():
     result = {
         "benchmark": "achieved training FLOP/s vs matmul peak",
         "command": "python benchmarks/flops.py  (after: " + speed["command"] + ")",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "machine": accuracy.machine(),
         "model": {"name": args["model"], "non_embedding_params": n_nonemb, "layers": L, "hidden": d},
         "real_tokens_per_epoch": real / args["epochs"],
         "peak_gflops": peaks,

@@ -28,7 +28,6 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -98,15 +97,18 @@ def inputs(n):
 def load(task, folder, pipeline):
     if task == "text-classification":
         return pipeline(task, model=folder, device="cpu")
-    # transformers 5 ships no question-answering pipeline: both QA folders run nlp_transfer's (the QA recipe's
-    # folder names it in config.json; HF's run_qa.py output has none), so the comparison is of the models
+    # transformers 5 ships no question-answering pipeline and HF's run_qa.py output names none: both QA folders run
+    # nlp_transfer's, built the same way, so the comparison is of the models
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
     from nlp_transfer.qa_pipeline import ExtractiveQAPipeline
 
-    return pipeline(task, model=folder, device="cpu", pipeline_class=ExtractiveQAPipeline)
+    model = AutoModelForQuestionAnswering.from_pretrained(folder)
+    return ExtractiveQAPipeline(model=model, tokenizer=AutoTokenizer.from_pretrained(folder), device="cpu")
 
 
-def measure(pipe, rows, batch):
-    kw = {"truncation": True} if pipe.task == "text-classification" else {}
+def measure(pipe, task, rows, batch):
+    kw = {"truncation": True} if task == "text-classification" else {}
     pipe(rows[:4], batch_size=batch, **kw)  # warm-up
     t = time.perf_counter()
     pipe(rows, batch_size=batch, **kw)
@@ -136,7 +138,8 @@ def main():
         for _ in range(a.rounds):
             for k, pipe in pipes.items():
                 for batch in (1, 32):
-                    speed[k][batch].append(measure(pipe, data[pipe.task], batch))
+                    task = folders[k][0]
+                    speed[k][batch].append(measure(pipe, task, data[task], batch))
                 print(k, {b: round(v[-1], 1) for b, v in speed[k].items()}, flush=True)
     rows = {}
     for k, (task, _) in folders.items():
@@ -150,7 +153,7 @@ def main():
         "benchmark": "pipeline inference speed per recipe output vs plain HF-example output",
         "command": "python benchmarks/inference_speed.py" + (" --smoke" if a.smoke else ""),
         "model": accuracy.MODEL,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "machine": accuracy.machine(),
         "rounds": a.rounds,
         "results": rows,
     }

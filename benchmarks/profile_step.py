@@ -13,7 +13,6 @@ benchmarks/results/profile_<label>.json.
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -94,7 +93,7 @@ def main():
     result = {
         "benchmark": "profile of the classify recipe's training step",
         "command": "python benchmarks/profile_step.py " + " ".join(sys.argv[1:]),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "machine": accuracy.machine(),
         "steps": a.steps,
         "batch": a.batch,
         "seconds_per_step_profiled": round(wall / a.steps, 3),

@@ -19,7 +19,6 @@ benchmarks/results/strategies_sst2.json.
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 
@@ -43,7 +42,6 @@ def main():
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--results", default=os.path.join(accuracy.HERE, "results"))
     a = p.parse_args()
-    import torch
 
     rows = {}
     for name in a.only:
@@ -61,7 +59,7 @@ def main():
         "benchmark": "strategies on SST-2",
         "model": accuracy.MODEL,
         "smoke": a.smoke,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "machine": accuracy.machine(),
         "runs": rows,
     }
     if not a.smoke:
