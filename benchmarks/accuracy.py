@@ -41,6 +41,12 @@ SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "datasets"))
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
+def require_shared():
+    """One line and a non-zero exit when the benchmark copies are not beside the repository."""
+    if not os.path.isdir(SHARED):
+        sys.exit(f"benchmarks: {SHARED} not found: the benchmark datasets live in ../shared beside the repo")
+
+
 def _lines(path):
     with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
         return f.read().lstrip("\ufeff").splitlines()

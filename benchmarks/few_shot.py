@@ -84,6 +84,7 @@ def main():
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--results", default=os.path.join(accuracy.HERE, "results"))
     a = p.parse_args()
+    accuracy.require_shared()
 
     runs = []
     for dataset in a.datasets:

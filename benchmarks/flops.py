@@ -45,6 +45,7 @@ def peak(dtype, m, k, n, repeat=5):
 
 def main():
     smoke = "--smoke" in sys.argv[1:]
+    accuracy.require_shared()
     import torch
     from transformers import AutoConfig, AutoModel
 

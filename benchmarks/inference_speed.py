@@ -122,6 +122,7 @@ def main():
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--results", default=os.path.join(accuracy.HERE, "results"))
     a = p.parse_args()
+    accuracy.require_shared()
     if a.smoke:
         a.n, a.rounds = 16, 1
     import torch

@@ -35,6 +35,7 @@ def main():
     p.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
     p.add_argument("--pad_to_max_length", action="store_true")
     a = p.parse_args()
+    accuracy.require_shared()
     import torch
     from torch.profiler import ProfilerActivity, profile
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, default_data_collator

@@ -42,6 +42,7 @@ def main():
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--results", default=os.path.join(accuracy.HERE, "results"))
     a = p.parse_args()
+    accuracy.require_shared()
 
     rows = {}
     for name in a.only:
