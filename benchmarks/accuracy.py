@@ -137,7 +137,6 @@ def run(task, seed, strategy, smoke, work, max_train=None, extra=(), data=None, 
             "--overwrite_output_dir", *extra]  # fmt: skip
     if smoke:
         args += ["--max_train_samples", "64", "--max_eval_samples", "32", "--num_train_epochs", "1"]
-        args += ["--max_steps", "4"] if "--max_steps" in extra else []
     elif max_train:
         args += ["--max_train_samples", str(max_train)]
     cmd = [sys.executable, "-m", "nlp_transfer.recipes.classify", *args]

@@ -19,11 +19,15 @@ def _run(*args, timeout=1200):
     return r.stdout
 
 
+def _need_shared():
+    if not SHARED.is_dir():
+        pytest.skip("../shared/datasets is not here (it is only beside the repo in CI and dev machines)")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["trec", "cola", "mrpc", "rte", "ag_news"])
 def test_accuracy_smoke(task):
-    if not SHARED.is_dir():
-        pytest.skip("../shared/datasets is not here (it is only beside the repo in CI and dev machines)")
+    _need_shared()
     out = _run(str(REPO / "benchmarks" / "accuracy.py"), task, "--smoke")
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary and all(0 <= v["mean"] <= 1 or k == "mcc" for k, v in summary.items())
@@ -36,11 +40,6 @@ def test_scale_speed_smoke(tmp_path):
          "--out", str(out))  # fmt: skip
     res = json.loads(out.read_text())
     assert res["runs"]["fp32 1proc x batch 16"]["train_samples_per_second"] > 0
-
-
-def _need_shared():
-    if not SHARED.is_dir():
-        pytest.skip("../shared/datasets is not here (it is only beside the repo in CI and dev machines)")
 
 
 @pytest.mark.slow
