@@ -29,7 +29,7 @@ DEFAULT_DATASET = "builtin:bbc_news"
 
 
 # --------------------------------------------------------------------------------------------------- loading
-def _file_format(path: str) -> tuple[str, dict[str, Any]]:
+def file_format(path: str) -> tuple[str, dict[str, Any]]:
     base = path[:-3] if path.endswith(".gz") else path
     ext = os.path.splitext(base)[1].lower()
     if ext not in _FORMATS:
@@ -48,7 +48,7 @@ def _file_format(path: str) -> tuple[str, dict[str, Any]]:
     return builder, kwargs
 
 
-def _check_file(path: str, what: str) -> None:
+def check_file(path: str, what: str) -> None:
     if not os.path.exists(path):
         raise NLPTransferError(f"{what} not found: {path} (check the path)")
     if not os.path.isfile(path):
@@ -57,7 +57,7 @@ def _check_file(path: str, what: str) -> None:
         raise NLPTransferError(f"{what} is not readable: {path} (check its permissions)")
     if os.path.getsize(path) == 0:
         raise NLPTransferError(f"{what} is empty: {path} (it needs a header or records and at least one row)")
-    builder, _ = _file_format(path)
+    builder, _ = file_format(path)
     if builder == "parquet":
         return
     opener = gzip.open if path.endswith(".gz") else open
@@ -79,7 +79,7 @@ def _check_file(path: str, what: str) -> None:
         raise NLPTransferError(f"{what} {path} could not be read ({e}): check the file is not corrupt") from None
 
 
-def _short(e: BaseException) -> str:
+def short_error(e: BaseException) -> str:
     while e.__cause__ is not None and not str(e).strip():
         e = e.__cause__
     text = str(e).strip().splitlines()
@@ -121,14 +121,14 @@ def load_raw_datasets(
             if path is None:
                 continue
             what = f"--{split}_file"
-            _check_file(path, what)
-            builder, kwargs = _file_format(path)
+            check_file(path, what)
+            builder, kwargs = file_format(path)
             try:
                 out[split] = datasets.load_dataset(
                     builder, data_files={split: path}, split=split, cache_dir=cache_dir, **kwargs
                 )
             except Exception as e:  # noqa: BLE001 - any parser failure is a problem with the user's file
-                raise NLPTransferError(f"could not parse {what} {path} as {builder}: {_short(e)}") from None
+                raise NLPTransferError(f"could not parse {what} {path} as {builder}: {short_error(e)}") from None
         return DatasetDict(out)
 
     name = dataset_name or DEFAULT_DATASET
@@ -151,17 +151,17 @@ def load_raw_datasets(
         except Exception:  # noqa: BLE001 - not a save_to_disk folder: let load_dataset try (data folder)
             loaded = None
         if isinstance(loaded, DatasetDict):
-            return _rename_splits(loaded)
+            return rename_splits(loaded)
     try:
         loaded = datasets.load_dataset(name, dataset_config_name, cache_dir=cache_dir)
     except Exception as e:  # noqa: BLE001 - network, auth, unknown id, missing config
         raise NLPTransferError(
-            f"could not load dataset '{name}' from the Hugging Face Hub ({_short(e)}); offline, pass local files "
+            f"could not load dataset '{name}' from the Hugging Face Hub ({short_error(e)}); offline, pass local files "
             "with --train_file/--validation_file or use builtin:bbc_news"
         ) from None
     if not isinstance(loaded, DatasetDict):
         loaded = DatasetDict({"train": loaded})
-    return _rename_splits(loaded)
+    return rename_splits(loaded)
 
 
 # ------------------------------------------------------------------------- folders of .txt files per label
@@ -252,7 +252,7 @@ def text_folder_files(name: str) -> dict[str, str]:
     return {split: str(dest / f"{split}.jsonl") for split in counts}
 
 
-def _rename_splits(ds: DatasetDict) -> DatasetDict:
+def rename_splits(ds: DatasetDict) -> DatasetDict:
     return DatasetDict({_SPLIT_ALIASES.get(k, k): v for k, v in ds.items()})
 
 
@@ -506,8 +506,8 @@ def prepare_classification(
             parts = ds.train_test_split(test_size=fraction, seed=seed, stratify_by_column=stratify)
         except ValueError as e:
             if stratify is None:
-                raise NLPTransferError(f"could not hold out a {name} split: {_short(e)}") from None
-            logger.warning("a stratified %s split is impossible (%s); holding out a random one", name, _short(e))
+                raise NLPTransferError(f"could not hold out a {name} split: {short_error(e)}") from None
+            logger.warning("a stratified %s split is impossible (%s); holding out a random one", name, short_error(e))
             parts = ds.train_test_split(test_size=fraction, seed=seed)
         logger.info(
             "held out %d of %d training rows as the %s split (seed %d)", len(parts["test"]), len(ds), name, seed

@@ -276,7 +276,7 @@ def load_teacher(
     from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoModelForSequenceClassification
     from transformers import logging as hf_logging
 
-    from .modeling import _load_error, resolve_model_path
+    from .modeling import load_error, resolve_model_path
 
     auto = AutoModelForQuestionAnswering if task == "qa" else AutoModelForSequenceClassification
     head_names = ("qa_outputs",) if task == "qa" else ("classifier", "score")
@@ -297,7 +297,7 @@ def load_teacher(
                 f"the teacher adapter {name_or_path} has no config.json with its label names: distil from the "
                 "output folder of `nlp-transfer classify` (it writes one), or from a full model"
             ) from None
-        raise _load_error(name_or_path, e) from None
+        raise load_error(name_or_path, e) from None
     if is_adapter:  # the config may be the base's (architectures BertModel...): the adapter's task type decides
         with open(adapter_cfg_path, encoding="utf-8") as f:
             peft_task = json.load(f).get("task_type")
@@ -318,7 +318,7 @@ def load_teacher(
             try:
                 model, loading = auto.from_pretrained(path, config=config, output_loading_info=True, **kwargs)
             except (OSError, ValueError, ImportError) as e:
-                raise _load_error(name_or_path, e) from None
+                raise load_error(name_or_path, e) from None
             missing = list(loading.get("missing_keys", []))
             head_missing = [k for k in missing if any(h in k for h in head_names)]
             if head_missing:

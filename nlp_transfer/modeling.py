@@ -56,7 +56,7 @@ def resolve_model_path(name_or_path: str) -> str:
     return name_or_path
 
 
-def _load_error(name: str, e: Exception) -> NLPTransferError:
+def load_error(name: str, e: Exception) -> NLPTransferError:
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     if "custom code" in msg or "trust_remote_code" in msg:
         return NLPTransferError(
@@ -76,7 +76,7 @@ def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False, revisi
     try:
         tok = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, revision=revision)
     except (OSError, ValueError, ImportError) as e:
-        raise _load_error(name_or_path, e) from None
+        raise load_error(name_or_path, e) from None
     if tok.pad_token is None:
         fallback = tok.eos_token or tok.unk_token
         if fallback is None:
@@ -124,7 +124,7 @@ def load_sequence_classifier(
         finally:
             hf_logging.set_verbosity(verbosity)
     except (OSError, ValueError, ImportError) as e:
-        raise _load_error(name_or_path, e) from None
+        raise load_error(name_or_path, e) from None
     except KeyError as e:  # unknown model_type in an old/new config
         raise NLPTransferError(f"{name_or_path}: this transformers version does not know model type {e}") from None
     return model

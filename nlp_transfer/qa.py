@@ -243,8 +243,8 @@ def load_qa_datasets(
             if path is None:
                 continue
             what = f"--{split}_file"
-            data._check_file(path, what)
-            builder, kwargs = data._file_format(path)
+            data.check_file(path, what)
+            builder, kwargs = data.file_format(path)
             nested = builder == "json" and path.removesuffix(".gz").lower().endswith(".json")  # not .jsonl
             rows = _read_squad_json(path, what) if nested else None
             if rows is not None:
@@ -255,19 +255,19 @@ def load_qa_datasets(
                     builder, data_files={split: path}, split=split, cache_dir=cache_dir, **kwargs
                 )
             except Exception as e:  # noqa: BLE001 - any parser failure is a problem with the user's file
-                raise NLPTransferError(f"could not parse {what} {path} as {builder}: {data._short(e)}") from None
+                raise NLPTransferError(f"could not parse {what} {path} as {builder}: {data.short_error(e)}") from None
             out[split] = _canonical(raw, split, columns)
         return DatasetDict(out)
     try:
         loaded = datasets.load_dataset(dataset_name, dataset_config_name, cache_dir=cache_dir)
     except Exception as e:  # noqa: BLE001 - network, auth, unknown id, missing config
         raise NLPTransferError(
-            f"could not load dataset '{dataset_name}' from the Hugging Face Hub ({data._short(e)}); offline, pass "
-            "local SQuAD json or flat rows with --train_file/--validation_file"
+            f"could not load dataset '{dataset_name}' from the Hugging Face Hub ({data.short_error(e)}); offline, "
+            "pass local SQuAD json or flat rows with --train_file/--validation_file"
         ) from None
     if not isinstance(loaded, DatasetDict):
         loaded = DatasetDict({"train": loaded})
-    for split, ds in data._rename_splits(loaded).items():
+    for split, ds in data.rename_splits(loaded).items():
         if split in ("train", "validation", "test"):
             out[split] = _canonical(ds, split, columns)
     return DatasetDict(out)
@@ -702,7 +702,7 @@ def load_qa_model(
         try:
             config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, revision=revision)
         except (OSError, ValueError, ImportError) as e:
-            raise modeling._load_error(name_or_path, e) from None
+            raise modeling.load_error(name_or_path, e) from None
         except KeyError as e:
             raise NLPTransferError(f"{name_or_path}: this transformers version does not know model type {e}") from None
     remote = trust_remote_code and "AutoModelForQuestionAnswering" in (getattr(config, "auto_map", None) or {})
@@ -735,7 +735,7 @@ def load_qa_model(
                 model.base_model_prefix,
             )
     except (OSError, ValueError, ImportError) as e:
-        raise modeling._load_error(name_or_path, e) from None
+        raise modeling.load_error(name_or_path, e) from None
     finally:
         hf_logging.set_verbosity(verbosity)
     return model

@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> dict:
         try:
             s_config = AutoConfig.from_pretrained(student_path, trust_remote_code=dist_args.trust_remote_code)
         except (OSError, ValueError) as e:
-            raise modeling._load_error(dist_args.student_name_or_path, e) from None
+            raise modeling.load_error(dist_args.student_name_or_path, e) from None
         if distillation.has_trained_labels(s_config) and s_config.num_labels > 1:
             student_names = [s_config.id2label[i] for i in range(s_config.num_labels)]
             if sorted(map(str.lower, student_names)) != sorted(map(str.lower, teacher_names)):
