@@ -1,5 +1,4 @@
-"""Extractive QA data: SQuAD-format loading and checks, the by-article split, window features with start/end labels,
-and n-best post-processing into answers.
+"""SQuAD-format loading and checks, the by-article split and subsampling.
 
 Every split becomes the same five columns (the flat Hugging Face ``squad`` form)::
 
@@ -10,7 +9,8 @@ from a nested SQuAD json file (``{"version", "data": [{"title", "paragraphs": [{
 json/jsonl/csv/parquet rows (column names configurable; answers as ``{text: [...], answer_start: [...]}``, a list of
 ``{text, answer_start}`` or, in csv, either one as a JSON string), or a Hub dataset (``squad``, ``squad_v2``).
 
-What bad input does (decided per case; the recipe's docstring repeats it):
+What bad input does (decided per case; the recipe's docstring repeats it; long contexts and questions: see
+`nlp_transfer.qa.features`):
 
 - no context, an empty question, a duplicate id, malformed json: `NLPTransferError` naming the first offender.
   Nothing sensible can be learnt or scored from such a row, and a silent drop would hide a broken export.
@@ -20,10 +20,6 @@ What bad input does (decided per case; the recipe's docstring repeats it):
   `REPAIR_DISTANCE` characters of it (the nearest occurrence; off-by-one, 1-based or byte offsets), otherwise the
   answer is not used for training (a question left with no usable answer is dropped from train); validation and
   test keep its text as a gold answer, since EM/F1 only read the text. One warning per split with the counts.
-- contexts longer than one window are cut into overlapping windows (info log with counts). A training question whose
-  answer no single window holds entirely (the answer is longer than a window's context part, or cut by every window)
-  is dropped from training with a warning and a count; in evaluation it stays and is scored as usual.
-- a question too long to leave room for context is clipped to fit (warning with the count).
 """
 
 from __future__ import annotations
@@ -32,15 +28,12 @@ import gzip
 import json
 import logging
 import random
-from collections import defaultdict
 
 import datasets
 from datasets import Dataset, DatasetDict, Features, Value
 
-from . import data, modeling
-from .errors import NLPTransferError
-from .metrics import squad_metrics
-from .qa_pipeline import NULL_INDEX, choose_answer, encode_windows, question_budget, rank_spans
+from ..data import check_file, file_format, rename_splits, short_error
+from ..errors import NLPTransferError
 
 logger = logging.getLogger(__name__)
 
@@ -243,8 +236,8 @@ def load_qa_datasets(
             if path is None:
                 continue
             what = f"--{split}_file"
-            data.check_file(path, what)
-            builder, kwargs = data.file_format(path)
+            check_file(path, what)
+            builder, kwargs = file_format(path)
             nested = builder == "json" and path.removesuffix(".gz").lower().endswith(".json")  # not .jsonl
             rows = _read_squad_json(path, what) if nested else None
             if rows is not None:
@@ -255,19 +248,19 @@ def load_qa_datasets(
                     builder, data_files={split: path}, split=split, cache_dir=cache_dir, **kwargs
                 )
             except Exception as e:  # noqa: BLE001 - any parser failure is a problem with the user's file
-                raise NLPTransferError(f"could not parse {what} {path} as {builder}: {data.short_error(e)}") from None
+                raise NLPTransferError(f"could not parse {what} {path} as {builder}: {short_error(e)}") from None
             out[split] = _canonical(raw, split, columns)
         return DatasetDict(out)
     try:
         loaded = datasets.load_dataset(dataset_name, dataset_config_name, cache_dir=cache_dir)
     except Exception as e:  # noqa: BLE001 - network, auth, unknown id, missing config
         raise NLPTransferError(
-            f"could not load dataset '{dataset_name}' from the Hugging Face Hub ({data.short_error(e)}); offline, "
+            f"could not load dataset '{dataset_name}' from the Hugging Face Hub ({short_error(e)}); offline, "
             "pass local SQuAD json or flat rows with --train_file/--validation_file"
         ) from None
     if not isinstance(loaded, DatasetDict):
         loaded = DatasetDict({"train": loaded})
-    for split, ds in data.rename_splits(loaded).items():
+    for split, ds in rename_splits(loaded).items():
         if split in ("train", "validation", "test"):
             out[split] = _canonical(ds, split, columns)
     return DatasetDict(out)
@@ -420,325 +413,6 @@ def subsample(ds: Dataset, n: int | None, *, seed: int, flag: str) -> Dataset:
     if n <= 0:
         raise NLPTransferError(f"{flag} must be positive")
     return ds.shuffle(seed=seed).select(range(n)) if n < len(ds) else ds
-
-
-# ----------------------------------------------------------------------------------------------- features
-def _label(offsets: list, text: str | None, start: int | None) -> tuple[int, int]:
-    """(start, end) token positions of the answer in one window, or (NULL_INDEX, NULL_INDEX) when the window does
-    not hold the whole answer (or there is none)."""
-    if text is None or start is None or start < 0:
-        return NULL_INDEX, NULL_INDEX
-    end = start + len(text)
-    tokens = [t for t, o in enumerate(offsets) if o is not None]
-    if not tokens or offsets[tokens[0]][0] > start or offsets[tokens[-1]][1] < end:
-        return NULL_INDEX, NULL_INDEX
-    s = next(t for t in tokens if offsets[t][1] > start)
-    e = next(t for t in reversed(tokens) if offsets[t][0] < end)
-    return (s, e) if s <= e else (NULL_INDEX, NULL_INDEX)
-
-
-def prepare_features(
-    ds: Dataset,
-    tokenizer,
-    *,
-    max_seq_length: int,
-    doc_stride: int,
-    split: str,
-    pad_to_max_length: bool = False,
-) -> Dataset:
-    """Windows over every example, with start/end labels and what post-processing needs.
-
-    Columns: the tokenizer's model inputs, ``start_positions``/``end_positions`` (token positions of the first
-    usable answer in this window, or `NULL_INDEX` when the window does not hold all of it or the question has no
-    answer), ``example_idx`` (row of ``ds``), ``offsets`` (character span per token, `None` outside the context)
-    and ``length``. In ``train``, questions whose answer no window holds entirely are dropped (warning with count).
-    """
-    limit = question_budget(tokenizer, max_seq_len=max_seq_length, doc_stride=doc_stride)
-    q_lengths = [len(x) for x in tokenizer(list(ds["question"]), add_special_tokens=False, verbose=False)["input_ids"]]
-    n_long = sum(n > limit for n in q_lengths)
-    if n_long:
-        logger.warning(
-            "%s split: %d question(s) are longer than the %d tokens a %d-token window with doc_stride %d leaves them; "
-            "they are clipped",
-            split,
-            n_long,
-            limit,
-            max_seq_length,
-            doc_stride,
-        )
-
-    def fn(batch, indices):
-        enc, _ = encode_windows(
-            tokenizer,
-            batch["question"],
-            batch["context"],
-            max_seq_len=max_seq_length,
-            doc_stride=doc_stride,
-            padding="max_length" if pad_to_max_length else False,
-        )
-        starts, ends, example_idx = [], [], []
-        for w, offsets in enumerate(enc["offset_mapping"]):
-            j = enc["overflow_to_sample_mapping"][w]
-            ans = batch["answers"][j]
-            first = next((k for k, s in enumerate(ans["answer_start"]) if s >= 0), None)
-            s, e = _label(
-                offsets,
-                ans["text"][first] if first is not None else None,
-                ans["answer_start"][first] if first is not None else None,
-            )
-            starts.append(s)
-            ends.append(e)
-            example_idx.append(indices[j])
-        out = {k: enc[k] for k in enc if k not in ("offset_mapping", "overflow_to_sample_mapping")}
-        out.update(
-            start_positions=starts,
-            end_positions=ends,
-            example_idx=example_idx,
-            offsets=[[list(o) if o is not None else None for o in offs] for offs in enc["offset_mapping"]],
-            length=[sum(m) for m in enc["attention_mask"]],
-        )
-        return out
-
-    feats = ds.map(
-        fn, batched=True, with_indices=True, remove_columns=ds.column_names, desc=f"Windowing {split} contexts"
-    )
-    # how the windows fell: contexts longer than a window, answers no window holds
-    example_idx = list(feats["example_idx"])
-    per_example = defaultdict(int)
-    labelled = set()
-    for idx, s in zip(example_idx, feats["start_positions"]):
-        per_example[idx] += 1
-        if s != NULL_INDEX:
-            labelled.add(idx)
-    multi = sum(1 for n in per_example.values() if n > 1)
-    if multi:
-        logger.info(
-            "%s split: %d of %d contexts are longer than one %d-token window: %d windows in all (doc_stride %d)",
-            split,
-            multi,
-            len(ds),
-            max_seq_length,
-            len(feats),
-            doc_stride,
-        )
-    answerable = {i for i, a in enumerate(ds["answers"]) if any(s >= 0 for s in a["answer_start"])}
-    cut = sorted(answerable - labelled)
-    if cut:
-        first = ds[cut[0]]["id"]
-        if split == "train":
-            logger.warning(
-                "train split: the answer of %d question(s) is not inside any single window (first: id %r); they are "
-                "left out of training (a larger --max_seq_length or --doc_stride keeps them)",
-                len(cut),
-                first,
-            )
-            cut_set = set(cut)
-            feats = feats.select([f for f, idx in enumerate(example_idx) if idx not in cut_set])
-        else:
-            logger.info(
-                "%s split: the answer of %d question(s) is not inside any single window (first: id %r); they are "
-                "still evaluated",
-                split,
-                len(cut),
-                first,
-            )
-    if len(feats) == 0:
-        raise NLPTransferError(f"no {split} windows left: raise --max_seq_length or check the answers")
-    return feats
-
-
-# ------------------------------------------------------------------------------------------ post-processing
-def postprocess(
-    examples: Dataset,
-    example_idx: list[int],
-    offsets: list,
-    start_logits,
-    end_logits,
-    *,
-    n_best_size: int = 20,
-    max_answer_length: int = 30,
-    version_2_with_negative: bool = False,
-    null_score_diff_threshold: float = 0.0,
-) -> dict[str, dict]:
-    """Gather every example's windows and pick its answer (`nlp_transfer.qa_pipeline.rank_spans` and
-    `choose_answer`, the code the saved pipeline runs).
-
-    Args:
-        examples (`Dataset`): the canonical rows the features were made from.
-        example_idx (`list[int]`), offsets (`list`): the features' ``example_idx`` and ``offsets`` columns.
-        start_logits, end_logits (`np.ndarray`): model outputs, one row per feature (padding past a feature's own
-            length is ignored).
-        n_best_size, max_answer_length: see `rank_spans`.
-        version_2_with_negative (`bool`), null_score_diff_threshold (`float`): see `choose_answer`.
-
-    Returns:
-        `dict`: question id -> ``{"text", "start", "end", "score"}`` (``text == ""`` for no answer).
-    """
-    by_example = defaultdict(list)
-    for f, idx in enumerate(example_idx):
-        by_example[idx].append(f)
-    out = {}
-    for idx, (qid, context) in enumerate(zip(list(examples["id"]), list(examples["context"]))):
-        candidates, null_score = rank_spans(
-            ((start_logits[f], end_logits[f], offsets[f]) for f in by_example.get(idx, [])),
-            context,
-            n_best_size=n_best_size,
-            max_answer_len=max_answer_length,
-        )
-        out[qid] = choose_answer(
-            candidates,
-            null_score,
-            handle_impossible_answer=version_2_with_negative,
-            null_score_diff_threshold=null_score_diff_threshold,
-        )
-    return out
-
-
-def references(examples: Dataset) -> dict[str, list[str]]:
-    """Question id -> gold answer texts."""
-    return {qid: list(a["text"]) for qid, a in zip(examples["id"], examples["answers"])}
-
-
-def _row_key(ids, pad_token_id: int | None) -> tuple:
-    ids = [int(i) for i in ids if int(i) != -100]  # -100: the Trainer's padding between batches
-    while ids and pad_token_id is not None and ids[-1] == pad_token_id:
-        ids.pop()
-    return tuple(ids)
-
-
-def feature_order(inputs, features: Dataset, pad_token_id: int | None) -> list[int]:
-    """For each feature (row of ``features``), the row of ``inputs`` (the ``input_ids`` the Trainer evaluated, in
-    the order it evaluated them) that holds it.
-
-    transformers' Trainer evaluates in length-grouped order when ``train_sampling_strategy`` is
-    ``group_by_length`` (5.x applies it to evaluation too), so predictions do not come back in feature order.
-    Rows are matched by their token ids (padding stripped); identical windows get identical logits, so which of
-    several identical rows a feature takes does not matter.
-    """
-    pools = defaultdict(list)
-    for row in range(len(inputs) - 1, -1, -1):
-        pools[_row_key(inputs[row], pad_token_id)].append(row)
-    order = []
-    for f, ids in enumerate(features["input_ids"]):
-        bucket = pools.get(_row_key(ids, pad_token_id))
-        if not bucket:
-            raise RuntimeError(f"evaluation returned no row for window {f}: predictions and windows do not match")
-        order.append(bucket.pop())
-    return order
-
-
-def make_compute_metrics(
-    examples: Dataset,
-    features: Dataset,
-    *,
-    pad_token_id: int | None,
-    n_best_size: int = 20,
-    max_answer_length: int = 30,
-    version_2_with_negative: bool = False,
-    null_score_diff_threshold: float = 0.0,
-    store: dict | None = None,
-):
-    """A ``compute_metrics`` for `transformers.Trainer` over ``features`` (made from ``examples``): put the logits
-    back in feature order (`feature_order`; the Trainer must run with ``include_for_metrics=["inputs"]``),
-    post-process them into answers and score those with SQuAD EM/F1. The answers of the latest call go into
-    ``store``."""
-    example_idx, offsets = list(features["example_idx"]), list(features["offsets"])
-    refs = references(examples)
-
-    def compute_metrics(eval_pred) -> dict[str, float]:
-        start_logits, end_logits = eval_pred.predictions[:2]
-        if eval_pred.inputs is None:
-            raise RuntimeError("QA evaluation needs include_for_metrics=['inputs'] to match logits to windows")
-        order = feature_order(eval_pred.inputs, features, pad_token_id)
-        answers = postprocess(
-            examples,
-            example_idx,
-            offsets,
-            start_logits[order],
-            end_logits[order],
-            n_best_size=n_best_size,
-            max_answer_length=max_answer_length,
-            version_2_with_negative=version_2_with_negative,
-            null_score_diff_threshold=null_score_diff_threshold,
-        )
-        if store is not None:
-            store.clear()
-            store.update(answers)
-        return squad_metrics(
-            {k: v["text"] for k, v in answers.items()}, refs, version_2_with_negative=version_2_with_negative
-        )
-
-    return compute_metrics
-
-
-# ------------------------------------------------------------------------------------------------- model
-def load_qa_model(
-    name_or_path: str,
-    *,
-    pad_token_id: int | None = None,
-    config=None,
-    trust_remote_code: bool = False,
-    revision: str = "main",
-):
-    """``AutoModelForQuestionAnswering`` with a new span head (``qa_outputs``) on the checkpoint's backbone.
-
-    Several decoder QA classes (Llama, Mistral, Qwen2/3, ...) keep their backbone under ``transformer`` while
-    ``*ForCausalLM`` checkpoints store it under ``model``: transformers then loads *no* pretrained weight and only
-    says so in a load report. This function notices (missing weights outside the head), loads the backbone on its
-    own with ``AutoModel`` and puts it in place, and refuses a checkpoint whose weights still don't fit.
-    Architectures transformers has no QA head for raise `NLPTransferError` naming ones that do.
-
-    Args:
-        name_or_path (`str`): checkpoint folder or Hub id.
-        pad_token_id (`int`, *optional*): set on the config when it has none (decoders).
-        config (*optional*): a config to use instead of the checkpoint's (e.g. a saved QA folder's).
-        trust_remote_code (`bool`), revision (`str`): passed to transformers.
-    """
-    from transformers import AutoConfig, AutoModel, AutoModelForQuestionAnswering
-    from transformers import logging as hf_logging
-    from transformers.models.auto.modeling_auto import MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES
-
-    if config is None:
-        try:
-            config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, revision=revision)
-        except (OSError, ValueError, ImportError) as e:
-            raise modeling.load_error(name_or_path, e) from None
-        except KeyError as e:
-            raise NLPTransferError(f"{name_or_path}: this transformers version does not know model type {e}") from None
-    remote = trust_remote_code and "AutoModelForQuestionAnswering" in (getattr(config, "auto_map", None) or {})
-    if config.model_type not in MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES and not remote:
-        raise NLPTransferError(
-            f"{name_or_path} is a '{config.model_type}' model, for which transformers has no extractive "
-            "question-answering head: use an encoder (BERT, RoBERTa, DeBERTa, ELECTRA, MiniLM, ...) or a decoder "
-            "that has one (GPT-2, GPT-Neo, GPT-J, Llama, Mistral, Qwen2/3, ...)"
-        )
-    if getattr(config, "pad_token_id", None) is None and pad_token_id is not None:
-        config.pad_token_id = pad_token_id
-    kwargs = {"config": config, "trust_remote_code": trust_remote_code, "revision": revision}
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the load report lists the new head (expected) and any misfit (checked below)
-    try:
-        model, info = AutoModelForQuestionAnswering.from_pretrained(name_or_path, output_loading_info=True, **kwargs)
-        lost = sorted(k for k in info["missing_keys"] if not k.startswith("qa_outputs."))
-        if lost:
-            backbone, info = AutoModel.from_pretrained(name_or_path, output_loading_info=True, **kwargs)
-            if info["missing_keys"]:
-                raise NLPTransferError(
-                    f"the weights in {name_or_path} do not fit a {type(model).__name__} ({len(lost)} missing, e.g. "
-                    f"{lost[0]}): is it a complete checkpoint of this architecture?"
-                )
-            setattr(model, model.base_model_prefix, backbone)
-            logger.info(
-                "%s stores its backbone under another name than %s expects ('%s'); loaded it separately",
-                name_or_path,
-                type(model).__name__,
-                model.base_model_prefix,
-            )
-    except (OSError, ValueError, ImportError) as e:
-        raise modeling.load_error(name_or_path, e) from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
-    return model
 
 
 def articles_summary(titles: list[str], limit: int = 10) -> str:

@@ -1,0 +1,160 @@
+"""Window features for extractive QA: overlapping windows over each context, with start/end labels and what
+post-processing needs.
+
+What long input does (decided per case; the recipe's docstring repeats it):
+
+- contexts longer than one window are cut into overlapping windows (info log with counts). A training question whose
+  answer no single window holds entirely (the answer is longer than a window's context part, or cut by every window)
+  is dropped from training with a warning and a count; in evaluation it stays and is scored as usual.
+- a question too long to leave room for context is clipped to fit (warning with the count).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+from datasets import Dataset
+
+from ..errors import NLPTransferError
+from ..qa_pipeline import NULL_INDEX, encode_windows, question_budget
+
+logger = logging.getLogger(__name__)
+
+
+def _label(offsets: list, text: str | None, start: int | None) -> tuple[int, int]:
+    """(start, end) token positions of the answer in one window, or (NULL_INDEX, NULL_INDEX) when the window does
+    not hold the whole answer (or there is none)."""
+    if text is None or start is None or start < 0:
+        return NULL_INDEX, NULL_INDEX
+    end = start + len(text)
+    tokens = [t for t, o in enumerate(offsets) if o is not None]
+    if not tokens or offsets[tokens[0]][0] > start or offsets[tokens[-1]][1] < end:
+        return NULL_INDEX, NULL_INDEX
+    s = next(t for t in tokens if offsets[t][1] > start)
+    e = next(t for t in reversed(tokens) if offsets[t][0] < end)
+    return (s, e) if s <= e else (NULL_INDEX, NULL_INDEX)
+
+
+def _label(offsets: list, text: str | None, start: int | None) -> tuple[int, int]:
+    """(start, end) token positions of the answer in one window, or (NULL_INDEX, NULL_INDEX) when the window does
+    not hold the whole answer (or there is none)."""
+    if text is None or start is None or start < 0:
+        return NULL_INDEX, NULL_INDEX
+    end = start + len(text)
+    tokens = [t for t, o in enumerate(offsets) if o is not None]
+    if not tokens or offsets[tokens[0]][0] > start or offsets[tokens[-1]][1] < end:
+        return NULL_INDEX, NULL_INDEX
+    s = next(t for t in tokens if offsets[t][1] > start)
+    e = next(t for t in reversed(tokens) if offsets[t][0] < end)
+    return (s, e) if s <= e else (NULL_INDEX, NULL_INDEX)
+
+
+def prepare_features(
+    ds: Dataset,
+    tokenizer,
+    *,
+    max_seq_length: int,
+    doc_stride: int,
+    split: str,
+    pad_to_max_length: bool = False,
+) -> Dataset:
+    """Windows over every example, with start/end labels and what post-processing needs.
+
+    Columns: the tokenizer's model inputs, ``start_positions``/``end_positions`` (token positions of the first
+    usable answer in this window, or `NULL_INDEX` when the window does not hold all of it or the question has no
+    answer), ``example_idx`` (row of ``ds``), ``offsets`` (character span per token, `None` outside the context)
+    and ``length``. In ``train``, questions whose answer no window holds entirely are dropped (warning with count).
+    """
+    limit = question_budget(tokenizer, max_seq_len=max_seq_length, doc_stride=doc_stride)
+    q_lengths = [len(x) for x in tokenizer(list(ds["question"]), add_special_tokens=False, verbose=False)["input_ids"]]
+    n_long = sum(n > limit for n in q_lengths)
+    if n_long:
+        logger.warning(
+            "%s split: %d question(s) are longer than the %d tokens a %d-token window with doc_stride %d leaves them; "
+            "they are clipped",
+            split,
+            n_long,
+            limit,
+            max_seq_length,
+            doc_stride,
+        )
+
+    def fn(batch, indices):
+        enc, _ = encode_windows(
+            tokenizer,
+            batch["question"],
+            batch["context"],
+            max_seq_len=max_seq_length,
+            doc_stride=doc_stride,
+            padding="max_length" if pad_to_max_length else False,
+        )
+        starts, ends, example_idx = [], [], []
+        for w, offsets in enumerate(enc["offset_mapping"]):
+            j = enc["overflow_to_sample_mapping"][w]
+            ans = batch["answers"][j]
+            first = next((k for k, s in enumerate(ans["answer_start"]) if s >= 0), None)
+            s, e = _label(
+                offsets,
+                ans["text"][first] if first is not None else None,
+                ans["answer_start"][first] if first is not None else None,
+            )
+            starts.append(s)
+            ends.append(e)
+            example_idx.append(indices[j])
+        out = {k: enc[k] for k in enc if k not in ("offset_mapping", "overflow_to_sample_mapping")}
+        out.update(
+            start_positions=starts,
+            end_positions=ends,
+            example_idx=example_idx,
+            offsets=[[list(o) if o is not None else None for o in offs] for offs in enc["offset_mapping"]],
+            length=[sum(m) for m in enc["attention_mask"]],
+        )
+        return out
+
+    feats = ds.map(
+        fn, batched=True, with_indices=True, remove_columns=ds.column_names, desc=f"Windowing {split} contexts"
+    )
+    # how the windows fell: contexts longer than a window, answers no window holds
+    example_idx = list(feats["example_idx"])
+    per_example = defaultdict(int)
+    labelled = set()
+    for idx, s in zip(example_idx, feats["start_positions"]):
+        per_example[idx] += 1
+        if s != NULL_INDEX:
+            labelled.add(idx)
+    multi = sum(1 for n in per_example.values() if n > 1)
+    if multi:
+        logger.info(
+            "%s split: %d of %d contexts are longer than one %d-token window: %d windows in all (doc_stride %d)",
+            split,
+            multi,
+            len(ds),
+            max_seq_length,
+            len(feats),
+            doc_stride,
+        )
+    answerable = {i for i, a in enumerate(ds["answers"]) if any(s >= 0 for s in a["answer_start"])}
+    cut = sorted(answerable - labelled)
+    if cut:
+        first = ds[cut[0]]["id"]
+        if split == "train":
+            logger.warning(
+                "train split: the answer of %d question(s) is not inside any single window (first: id %r); they are "
+                "left out of training (a larger --max_seq_length or --doc_stride keeps them)",
+                len(cut),
+                first,
+            )
+            cut_set = set(cut)
+            feats = feats.select([f for f, idx in enumerate(example_idx) if idx not in cut_set])
+        else:
+            logger.info(
+                "%s split: the answer of %d question(s) is not inside any single window (first: id %r); they are "
+                "still evaluated",
+                split,
+                len(cut),
+                first,
+            )
+    if len(feats) == 0:
+        raise NLPTransferError(f"no {split} windows left: raise --max_seq_length or check the answers")
+    return feats
