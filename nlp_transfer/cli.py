@@ -28,7 +28,7 @@ def setup_logging(main_process: bool = True) -> None:
     logging.getLogger("nlp_transfer").setLevel(logging.INFO if main_process else logging.WARNING)
 
 
-def run(main: Callable[[list[str] | None], dict], argv: list[str] | None = None) -> int:
+def run_main(main: Callable[[list[str] | None], dict], argv: list[str] | None = None) -> int:
     """Run a recipe's ``main`` and turn user errors into one line on stderr and exit status 2."""
     try:
         main(argv)
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nlp-transfer: error: unknown recipe '{name}'; choose one of: {', '.join(RECIPES)}", file=sys.stderr)
         return 2
     module = importlib.import_module(RECIPES[name])
-    return run(module.main, rest)
+    return run_main(module.main, rest)
 
 
 if __name__ == "__main__":

@@ -19,10 +19,38 @@ from typing import Any, Literal
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
+from . import strategies
 from .errors import NLPTransferError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-Strategy = Literal["full", "frozen", "partial", "lora"]
+
+# Training defaults of every recipe, on top of TrainingArguments' own (a --config YAML and CLI flags override them).
+TRAINING_DEFAULTS = {
+    "num_train_epochs": 2,
+    "per_device_train_batch_size": 16,
+    "per_device_eval_batch_size": 64,
+    "weight_decay": 0.01,
+    "warmup_steps": 0.1,  # a float < 1 is a fraction of the total steps
+    "eval_strategy": "epoch",
+    "save_strategy": "epoch",
+    "save_total_limit": 1,
+    "logging_steps": 10,
+    "logging_first_step": True,
+    "report_to": "none",
+    # length-aware batching: rows (QA: windows) of similar length share a batch, so dynamic padding pads little
+    "train_sampling_strategy": "group_by_length",
+    "seed": 42,
+}
+
+
+def _at_least(name: str, value, low) -> None:
+    if value is not None and value < low:
+        raise NLPTransferError(f"--{name} must be at least {low}, got {value}")
+
+
+def _fraction(name: str, value: float, *, closed: bool = False) -> None:
+    if not (0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0):
+        raise NLPTransferError(f"--{name} must be between 0 and 1, got {value}")
 
 
 @dataclass
@@ -30,12 +58,11 @@ class StrategyArguments:
     """How to transfer a pretrained checkpoint: which weights train (shared by every recipe, distillation's student
     included)."""
 
-    strategy: Strategy = field(
+    strategy: str = field(
         default="full",
         metadata={
-            "help": "full: train every weight. frozen: feature extraction, backbone frozen, new head trained. "
-            "partial: embeddings and the bottom --num_frozen_layers layers frozen. lora: PEFT LoRA adapters plus "
-            "the head."
+            "help": ". ".join(f"{s.name}: {s.help}" for s in strategies.STRATEGIES.values()) + ".",
+            "choices": list(strategies.STRATEGIES),
         },
     )
     num_frozen_layers: int | None = field(
@@ -63,6 +90,12 @@ class StrategyArguments:
             "head + config; load it with PeftModel.from_pretrained(base, output_dir)."
         },
     )
+
+    def __post_init__(self):
+        _at_least("num_frozen_layers", self.num_frozen_layers, 0)
+        _at_least("lora_r", self.lora_r, 1)
+        _at_least("lora_alpha", self.lora_alpha, 1)
+        _fraction("lora_dropout", self.lora_dropout)
 
 
 @dataclass
@@ -166,6 +199,20 @@ class DistillArguments(StrategyArguments):
         default=False, metadata={"help": "Run custom modelling code from the checkpoints. Off unless you ask."}
     )
 
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.teacher_name_or_path:
+            raise NLPTransferError(
+                "no teacher: pass --teacher_name_or_path <folder>, e.g. the output of "
+                "`python -m nlp_transfer.recipes.classify --output_dir teacher/`"
+            )
+        if self.temperature <= 0:
+            raise NLPTransferError(f"--temperature must be > 0, got {self.temperature}")
+        _fraction("alpha", self.alpha, closed=True)
+        if self.hidden_weight < 0 or self.attention_weight < 0:
+            raise NLPTransferError("--hidden_weight and --attention_weight must be >= 0")
+        _at_least("teacher_batch_size", self.teacher_batch_size, 1)
+
 
 @dataclass
 class DataArguments:
@@ -217,6 +264,13 @@ class DataArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Use at most this many training rows."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use at most this many validation rows."})
     max_test_samples: int | None = field(default=None, metadata={"help": "Use at most this many test rows."})
+
+    def __post_init__(self):
+        _at_least("max_seq_length", self.max_seq_length, 2)
+        _fraction("validation_split", self.validation_split)
+        _fraction("test_split", self.test_split)
+        for name in ("max_train_samples", "max_eval_samples", "max_test_samples"):
+            _at_least(name, getattr(self, name), 1)
 
 
 @dataclass
@@ -293,6 +347,15 @@ class QADataArguments:
     )
     max_test_samples: int | None = field(default=None, metadata={"help": "Use at most this many test questions."})
 
+    def __post_init__(self):
+        _at_least("max_seq_length", self.max_seq_length, 8)
+        _at_least("doc_stride", self.doc_stride, 0)
+        _at_least("max_answer_length", self.max_answer_length, 1)
+        _at_least("n_best_size", self.n_best_size, 1)
+        _fraction("validation_split", self.validation_split)
+        for name in ("max_train_samples", "max_eval_samples", "max_test_samples"):
+            _at_least(name, getattr(self, name), 1)
+
 
 @dataclass
 class TransferTrainingArguments(TrainingArguments):
@@ -322,7 +385,7 @@ class _Parser(HfArgumentParser):
         raise NLPTransferError(f"{message} (see --help)")
 
 
-def _read_yaml(path: str) -> dict[str, Any]:
+def read_yaml(path: str) -> dict[str, Any]:
     if not os.path.isfile(path):
         raise NLPTransferError(f"config file not found: {path} (check the path passed to --config)")
     try:
@@ -336,6 +399,19 @@ def _read_yaml(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise NLPTransferError(f"config file {path} must be a mapping of option: value, got {type(data).__name__}")
     return data
+
+
+def peek_option(argv: list[str], name: str):
+    """The value of ``--<name>`` as the user gave it (command line, else the ``--config`` YAML), read before the
+    full parse: for choices that decide *which* arguments a recipe parses (distill's QA branch)."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--config", default=None)
+    pre.add_argument(f"--{name}", default=None)
+    ns, _ = pre.parse_known_args(argv)
+    value = getattr(ns, name)
+    if value is None and ns.config:
+        value = read_yaml(ns.config).get(name)
+    return value
 
 
 def _explicit_flags(argv: list[str], known: set[str]) -> set[str]:
@@ -418,7 +494,7 @@ def parse_args(
     pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--config", default=None)
     pre_ns, _ = pre.parse_known_args(argv)
-    file_values = _read_yaml(pre_ns.config) if pre_ns.config else {}
+    file_values = read_yaml(pre_ns.config) if pre_ns.config else {}
     unknown = sorted(set(file_values) - known)
     if unknown:
         hints = []

@@ -568,3 +568,47 @@ def tokenize_classification(
     return DatasetDict(
         {s: ds.map(fn, batched=True, remove_columns=remove, desc=f"Tokenizing {s}") for s, ds in dd.items()}
     )
+
+
+# ------------------------------------------------------------------------------ from the recipes' arguments
+def load_from_args(args) -> DatasetDict:
+    """`load_raw_datasets` with a `DataArguments`' sources."""
+    return load_raw_datasets(
+        dataset_name=args.dataset_name,
+        dataset_config_name=args.dataset_config_name,
+        train_file=args.train_file,
+        validation_file=args.validation_file,
+        test_file=args.test_file,
+    )
+
+
+def classification_from_args(raw: DatasetDict, args, *, seed: int, **overrides) -> tuple[DatasetDict, LabelInfo]:
+    """`prepare_classification` with a `DataArguments`' columns, label options, splits and subsets (``overrides``
+    replace any of them), then one log line of what came out."""
+    options = dict(
+        text_column=args.text_column,
+        text_pair_column=args.text_pair_column,
+        label_column=args.label_column,
+        class_names=args.class_names,
+        problem_type=args.problem_type,
+        label_separator=args.label_separator,
+        validation_split=args.validation_split,
+        test_split=args.test_split,
+        max_train_samples=args.max_train_samples,
+        max_eval_samples=args.max_eval_samples,
+        max_test_samples=args.max_test_samples,
+    )
+    dd, labels = prepare_classification(raw, seed=seed, **{**options, **overrides})
+    names = labels.names if labels.names and len(labels.names) <= 20 else ""
+    logger.info(
+        "%s: %s; %d labels %s", labels.problem_type, ", ".join(f"{s} {len(d)}" for s, d in dd.items()),
+        labels.num_labels, names,
+    )  # fmt: skip
+    return dd, labels
+
+
+def dataset_label(args, default: str = DEFAULT_DATASET) -> str:
+    """How the card names the data: a Hub/builtin id as given, a local file by its name (not a private path)."""
+    if args.train_file:
+        return os.path.basename(args.train_file)
+    return args.dataset_name or default

@@ -1,12 +1,6 @@
-"""Tokenizer and model for a task (BERT-style encoders and GPT-style decoders) and the transfer strategies.
-
-Strategies:
-    full      every weight trains.
-    frozen    feature extraction: the backbone (``model.base_model``) is frozen, the new task head trains.
-    partial   the embeddings and the bottom N transformer layers are frozen; the rest and the head train.
-    lora      PEFT LoRA adapters on the attention projections (PEFT's per-architecture choice) plus the task head,
-              which PEFT trains in full and saves with the adapter (``modules_to_save``).
-"""
+"""Resolve a checkpoint (local folder, offline copy, Hub id) and load its tokenizer and a classification model
+(BERT-style encoders and GPT-style decoders). The transfer strategies are in `nlp_transfer.strategies`, the task
+models in `nlp_transfer.tasks`."""
 
 from __future__ import annotations
 
@@ -14,7 +8,6 @@ import logging
 import os
 import re
 
-import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 from transformers import logging as hf_logging
 
@@ -130,115 +123,10 @@ def load_sequence_classifier(
     return model
 
 
-def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
-    return trainable, total
-
-
-def _layer_list(backbone: torch.nn.Module, num_layers: int | None) -> tuple[str, torch.nn.ModuleList]:
-    for name, module in backbone.named_modules():
-        if (
-            isinstance(module, torch.nn.ModuleList)
-            and len(module) > 0
-            and (num_layers is None or len(module) == num_layers)
-        ):
-            return name, module
-    raise NLPTransferError(
-        f"could not find the transformer layers of {type(backbone).__name__} for --strategy partial: use "
-        "--strategy frozen or lora instead"
-    )
-
-
-def default_lora_targets(model) -> list[str] | str:
-    """PEFT's default LoRA targets for this architecture, or "all-linear" when PEFT has no entry for it."""
-    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as mapping
-
-    targets = mapping.get(getattr(model.config, "model_type", None))
-    return list(targets) if targets else "all-linear"
-
-
-def apply_strategy(
-    model,
-    *,
-    strategy: str = "full",
-    num_frozen_layers: int | None = None,
-    lora_r: int = 8,
-    lora_alpha: int = 16,
-    lora_dropout: float = 0.1,
-    lora_target_modules: list[str] | None = None,
-    task_type: str = "SEQ_CLS",
-):
-    """Freeze or wrap ``model`` for a transfer strategy and return the model to train.
-
-    Args:
-        model: a ``*ForSequenceClassification`` (or other task) model with ``base_model`` as its backbone.
-        strategy (`str`, defaults to `"full"`): ``full``, ``frozen``, ``partial`` or ``lora``.
-        num_frozen_layers (`int`, *optional*): ``partial``: bottom layers to freeze; default half of them.
-        lora_r, lora_alpha, lora_dropout: ``lora``: rank, scaling numerator and dropout.
-        lora_target_modules (`list[str]`, *optional*): ``lora``: modules to adapt; default PEFT's per-architecture
-            choice, else all linear layers.
-        task_type (`str`, defaults to `"SEQ_CLS"`): PEFT task type; decides which head is trained and saved.
-
-    Returns:
-        The same model (full/frozen/partial) or a `peft.PeftModel` (lora).
-    """
-    if strategy == "full":
-        pass
-    elif strategy == "frozen":
-        for p in model.base_model.parameters():
-            p.requires_grad = False
-    elif strategy == "partial":
-        backbone = model.base_model
-        n_layers = getattr(model.config, "num_hidden_layers", None)
-        layers_name, layers = _layer_list(backbone, n_layers)
-        n = len(layers) // 2 if num_frozen_layers is None else num_frozen_layers
-        if not 0 <= n <= len(layers):
-            raise NLPTransferError(f"--num_frozen_layers must be between 0 and {len(layers)} for this model, got {n}")
-        # "embeddings" = every backbone parameter registered before the first layer (token, position, type
-        # embeddings and their norm), which holds for BERT, GPT-2, Llama and the other HF architectures.
-        first_layer = {id(p) for p in layers[0].parameters()}
-        for p in backbone.parameters():
-            if id(p) in first_layer:
-                break
-            p.requires_grad = False
-        for layer in layers[:n]:
-            for p in layer.parameters():
-                p.requires_grad = False
-        logger.info("partial: froze the embeddings and %d of %d layers (%s)", n, len(layers), layers_name)
-    elif strategy == "lora":
-        from peft import LoraConfig, get_peft_model
-        from transformers.pytorch_utils import Conv1D
-
-        targets = lora_target_modules or default_lora_targets(model)
-        # GPT-2-style Conv1D layers store weights transposed; PEFT needs to know (it warns and fixes it otherwise)
-        conv1d = isinstance(targets, list) and any(
-            isinstance(m, Conv1D) and n.split(".")[-1] in targets for n, m in model.named_modules()
-        )
-        config = LoraConfig(
-            task_type=task_type,
-            r=lora_r,
-            lora_alpha=lora_alpha,
-            lora_dropout=lora_dropout,
-            target_modules=targets,
-            fan_in_fan_out=conv1d,
-        )
-        try:
-            model = get_peft_model(model, config)
-        except ValueError as e:
-            raise NLPTransferError(
-                f"LoRA could not be applied ({str(e).splitlines()[0][:200]}): check the --lora_* options"
-            ) from None
-        logger.info("lora: r=%d alpha=%d dropout=%s targets=%s", lora_r, lora_alpha, lora_dropout, targets)
-    else:
-        raise NLPTransferError(f"unknown strategy '{strategy}': choose full, frozen, partial or lora")
-    trainable, total = count_parameters(model)
-    logger.info(
-        "strategy %s: %s trainable of %s parameters (%.2f%%)",
-        strategy,
-        f"{trainable:,}",
-        f"{total:,}",
-        100 * trainable / max(total, 1),
-    )
-    return model
+def fit_max_length(max_seq_length: int, config) -> int:
+    """``max_seq_length``, cut to the model's position limit (with a warning) when it is longer."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit and max_seq_length > limit:
+        logger.warning("max_seq_length %d exceeds the model's %d positions; using %d", max_seq_length, limit, limit)
+        return limit
+    return max_seq_length

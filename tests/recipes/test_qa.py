@@ -13,7 +13,7 @@ from helpers import make_tiny_qa_bert, make_tiny_qa_gpt2, qa_rows, squad_nested,
 from safetensors.torch import load_file, save_file
 
 from nlp_transfer import qa
-from nlp_transfer.cli import run as cli_run
+from nlp_transfer.cli import run_main as cli_run
 from nlp_transfer.errors import NLPTransferError
 from nlp_transfer.recipes.qa import main
 
