@@ -1,0 +1,74 @@
+"""Knowledge distillation (``nlp_transfer.recipes.distill``), in six parts:
+
+- `losses`: the KD, cross-entropy, hidden-state and attention losses (the formula is in its docstring), and `MASK`.
+- `students`: option checks, teacher/student layer pairing and students cut from a teacher.
+- `teachers`: teacher loading (full or LoRA), fingerprints, the teacher's logits and their on-disk cache.
+- `qa_targets`: the QA teacher's windows and answers, and its scores mapped onto the student's windows.
+- `trainer`: the collator and the `Trainer` that distil, and the hidden-state projections.
+- `report`: weights size, CPU speed and the compression report of teacher and student.
+
+Every public name is importable from here (``distillation.load_teacher(...)``).
+"""
+
+from .losses import MASK, attention_loss, distillation_loss, hidden_state_loss, kd_loss
+from .qa_targets import map_qa_targets, qa_teacher_answers, qa_teacher_windows
+from .report import (
+    compression_markdown,
+    compression_report,
+    describe_model,
+    log_summary,
+    measure_speed,
+    weights_size_mb,
+)
+from .students import (
+    check_options,
+    check_pairing,
+    has_trained_labels,
+    layer_pairs,
+    num_hidden_layers,
+    parse_layers,
+    student_from_teacher,
+)
+from .teachers import (
+    cached_teacher_logits,
+    data_fingerprint,
+    load_teacher,
+    teacher_fingerprint,
+    teacher_logits,
+    teacher_task,
+)
+from .trainer import PROJECTION_FILE, DistillationCollator, DistillationTrainer, make_projections
+
+__all__ = [
+    "MASK",
+    "PROJECTION_FILE",
+    "DistillationCollator",
+    "DistillationTrainer",
+    "attention_loss",
+    "cached_teacher_logits",
+    "check_options",
+    "check_pairing",
+    "compression_markdown",
+    "compression_report",
+    "data_fingerprint",
+    "describe_model",
+    "distillation_loss",
+    "has_trained_labels",
+    "hidden_state_loss",
+    "kd_loss",
+    "layer_pairs",
+    "load_teacher",
+    "log_summary",
+    "make_projections",
+    "map_qa_targets",
+    "measure_speed",
+    "num_hidden_layers",
+    "parse_layers",
+    "qa_teacher_answers",
+    "qa_teacher_windows",
+    "student_from_teacher",
+    "teacher_fingerprint",
+    "teacher_logits",
+    "teacher_task",
+    "weights_size_mb",
+]
