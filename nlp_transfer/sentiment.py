@@ -39,7 +39,8 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 
@@ -377,3 +378,164 @@ def predict(model: str, texts: list[str], *, batch_size: int = 32, device: str |
     probs = np.exp(logits - logits.max(-1, keepdims=True))
     probs /= probs.sum(-1, keepdims=True)
     return [{"label": cfg.id2label[int(p.argmax())], "score": float(p.max())} for p in probs]
+
+
+# ------------------------------------------------------------------------------- the recipe's pieces
+@dataclass
+class SentimentArguments:
+    """What sentiment labels mean and how long texts are read."""
+
+    label_scheme: Literal["auto", "words", "binary", "three_way", "five_way", "stars"] = field(
+        default="auto",
+        metadata={
+            "help": "auto detects: words (negative/neutral/positive, any case), binary 0/1, three_way -1/0/1 or "
+            "0/1/2, five_way 0..4, stars 1..5. Set it when auto guesses wrong."
+        },
+    )
+    star_classes: int = field(
+        default=3,
+        metadata={
+            "help": "Star ratings 1-5 become 2 classes (1-2 negative, 4-5 positive, 3-star rows dropped), 3 (1-2 "
+            "negative, 3 neutral, 4-5 positive) or 5 (one class per star)."
+        },
+    )
+    long_text: Literal["head", "tail", "head_tail", "windows"] = field(
+        default="head_tail",
+        metadata={
+            "help": "Texts over --max_seq_length tokens: keep the head, the tail, head+tail (--head_fraction of "
+            "the budget from the start, the rest from the end), or read every window and pool their logits."
+        },
+    )
+    head_fraction: float = field(
+        default=0.25, metadata={"help": "head_tail: share of the token budget from the start."}
+    )
+    window_stride: int = field(
+        default=32, metadata={"help": "windows: tokens each window overlaps the previous one by."}
+    )
+    window_pooling: Literal["mean", "max"] = field(
+        default="mean", metadata={"help": "windows: how a document's window logits are combined."}
+    )
+    max_windows: int | None = field(
+        default=8, metadata={"help": "windows: at most this many (first) windows per training document."}
+    )
+
+    def __post_init__(self):
+        if self.star_classes not in (2, 3, 5):
+            raise NLPTransferError(f"--star_classes must be 2, 3 or 5, got {self.star_classes}")
+        if not 0 < self.head_fraction < 1:
+            raise NLPTransferError(f"--head_fraction must be between 0 and 1, got {self.head_fraction}")
+        if self.window_stride < 0:
+            raise NLPTransferError(f"--window_stride must be at least 0, got {self.window_stride}")
+        if self.max_windows is not None and self.max_windows < 1:
+            raise NLPTransferError(f"--max_windows must be at least 1, got {self.max_windows}")
+
+    def config_entries(self) -> dict:
+        """How the model reads long texts, stored in its ``config.json`` (`predict` reads it back)."""
+        return {k: getattr(self, k) for k in CONFIG_KEYS}
+
+    def describe(self) -> str:
+        """The card's "long texts" line."""
+        if self.long_text == "head_tail":
+            return f"head_tail (head {self.head_fraction:.0%} of the budget)"
+        if self.long_text == "windows":
+            return (
+                f"windows (stride {self.window_stride}, {self.window_pooling} pooling); predict with "
+                "nlp_transfer.sentiment.predict"
+            )
+        return self.long_text
+
+
+def map_labels(raw, *, label_column: str, label_scheme: str, star_classes: int):
+    """Replace the raw label column by sentiment class ids in every split; drop rows the mapping drops."""
+    from datasets import ClassLabel
+
+    train = raw["train"]
+    if label_column not in train.column_names:
+        raise NLPTransferError(
+            f"column '{label_column}' not found in the train split; its columns are: {', '.join(train.column_names)} "
+            "(choose one with --label_column)"
+        )
+    values: set = set()  # the scheme is read off every split's labels, so dev/test spellings map too
+    for ds in raw.values():
+        if label_column in ds.column_names:
+            feat = ds.features[label_column]
+            vals = {v for v in ds[label_column] if v is not None}
+            if vals <= {-1} and ds is not train:  # an unlabelled test split (GLUE marks it -1)
+                continue
+            values |= {feat.names[v] for v in vals if v >= 0} if isinstance(feat, ClassLabel) else vals
+    values = sorted(values, key=str)
+    mapping, names, scheme = label_mapping(values, label_scheme=label_scheme, star_classes=star_classes)
+    out = {}
+    for split, ds in raw.items():
+        if label_column not in ds.column_names:
+            out[split] = ds
+            continue
+        split_feat = ds.features[label_column]
+
+        def code(v):  # class id; -1 dropped by the mapping (3-star rows for 2 classes); -2 unknown; None missing
+            if v is None:
+                return None
+            if v not in mapping:
+                return -2
+            return -1 if mapping[v] is None else mapping[v]
+
+        def encode(batch, split_feat=split_feat):
+            vals = batch[label_column]
+            if isinstance(split_feat, ClassLabel):
+                vals = [split_feat.names[v] if v is not None and v >= 0 else None for v in vals]
+            return {"_sentiment": [code(v) for v in vals]}
+
+        ds = ds.map(encode, batched=True, desc=f"Mapping {split} labels")
+        ids = ds["_sentiment"]
+        unknown = sum(1 for i in ids if i == -2)
+        if unknown:
+            first = next(v for v, i in zip(ds[label_column], ids) if i == -2)
+            raise NLPTransferError(
+                f"the {split} split has {unknown} row(s) with a label the train split lacks (first: {first!r}): "
+                "drop them, or train on data that has them"
+            )
+        dropped = sum(1 for i in ids if i == -1)
+        if dropped:
+            logger.warning("%s: dropped %d row(s) the %s mapping leaves out (3-star ratings)", split, dropped, scheme)
+            ds = ds.filter(lambda b: [i != -1 for i in b["_sentiment"]], batched=True)
+        ds = ds.remove_columns(label_column).rename_column("_sentiment", label_column)
+        out[split] = ds
+    logger.info("labels: %s scheme -> %s", scheme, names)
+    return type(raw)(out), names, scheme
+
+
+def trained_labels(model, tokenizer, texts, names, max_len, sent_args) -> list[str]:
+    """The trained (in-memory) model's labels for ``texts``, prepared exactly as for evaluation."""
+    import torch
+    from datasets import Dataset, DatasetDict
+    from transformers import DataCollatorWithPadding
+
+    one = DatasetDict({"validation": Dataset.from_dict({"text": texts, "label": [0] * len(texts)})})
+    feats = tokenize(
+        one,
+        tokenizer,
+        max_seq_length=max_len,
+        long_text=sent_args.long_text,
+        head_fraction=sent_args.head_fraction,
+        window_stride=sent_args.window_stride,
+    )["validation"]
+    model = model.eval()
+    batch = DataCollatorWithPadding(tokenizer)(
+        [{k: f[k] for k in tokenizer.model_input_names if k in f} for f in feats]
+    )
+    with torch.no_grad():
+        logits = model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float().cpu().numpy()
+    if sent_args.long_text == "windows":
+        logits, _ = pool_windows(logits, feats["doc_id"], sent_args.window_pooling)
+    return [names[int(i)] for i in logits.argmax(-1)]
+
+
+def check_predict(folder: str, model, tokenizer, texts: list[str], names, max_len: int, sent_args) -> dict:
+    """Round trip of `predict` (which applies ``--long_text`` itself): it must give the trained model's labels."""
+    got = [p["label"] for p in predict(folder, texts, device=str(model.device))]
+    want = trained_labels(model, tokenizer, texts, names, max_len, sent_args)
+    if got != want:
+        raise NLPTransferError(
+            f"round-trip check failed: sentiment.predict on {folder} gave {got}, the trained model {want}"
+        )
+    return {"examples": len(texts)}
