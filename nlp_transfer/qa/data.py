@@ -27,6 +27,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
 import random
 
 import datasets
@@ -422,3 +423,57 @@ def articles_summary(titles: list[str], limit: int = 10) -> str:
         return f"{len(titles)} paragraph group(s)"
     more = len(titles) - min(len(shown), limit)
     return ", ".join(shown[:limit]) + (f" and {more} more" if more > 0 else "")
+
+
+def load_from_args(args, *, seed: int) -> tuple[dict, str | None]:
+    """The QA recipes' data step from a `QADataArguments`: load, check (and repair) every split, hold out whole
+    articles when there is no validation split, take the seeded subsets.
+
+    Returns:
+        `(splits, split_note)`: split name -> checked `Dataset`, and the card's note on how the evaluation split
+        was made (None when the data brought its own).
+    """
+    raw = load_qa_datasets(
+        dataset_name=args.dataset_name,
+        dataset_config_name=args.dataset_config_name,
+        train_file=args.train_file,
+        validation_file=args.validation_file,
+        test_file=args.test_file,
+        id_column=args.id_column,
+        title_column=args.title_column,
+        context_column=args.context_column,
+        question_column=args.question_column,
+        answer_column=args.answer_column,
+    )
+    if "train" not in raw:
+        raise NLPTransferError(
+            f"no train split in the dataset (splits: {', '.join(raw) or 'none'}): pass --train_file"
+        )
+    v2 = args.version_2_with_negative
+    dd = {split: check_examples(ds, split=split, version_2_with_negative=v2) for split, ds in raw.items()}
+    label = os.path.basename(args.train_file) if args.train_file else args.dataset_name
+    split_note = None
+    if "validation" not in dd and args.validation_split > 0:
+        dd["train"], dd["validation"], held = split_by_article(dd["train"], fraction=args.validation_split, seed=seed)
+        n_articles = len(held) + len(set(article_keys(dd["train"])))
+        logger.info("held-out articles: %s", articles_summary(held))
+        split_note = (
+            f"**Evaluation split:** {len(held)} of the {n_articles} articles of `{label}` held out whole "
+            f"(seeded by-article split, seed {seed}; {len(dd['validation'])} questions): "
+            f"{articles_summary(held)}. This is a low-resource split of one file, not an official benchmark "
+            "split: do not compare these figures with published results on the official evaluation set."
+        )
+    for split, n, flag in (
+        ("train", args.max_train_samples, "--max_train_samples"),
+        ("validation", args.max_eval_samples, "--max_eval_samples"),
+        ("test", args.max_test_samples, "--max_test_samples"),
+    ):
+        if split in dd:
+            dd[split] = subsample(dd[split], n, seed=seed, flag=flag)
+    logger.info("questions: %s", ", ".join(f"{s} {len(d)}" for s, d in dd.items()))
+    return dd, split_note
+
+
+def dataset_label(args) -> str:
+    """How the card names the data: a local file by its name, a Hub id as given."""
+    return os.path.basename(args.train_file) if args.train_file else args.dataset_name

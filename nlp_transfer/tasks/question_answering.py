@@ -17,7 +17,6 @@ from .base import Export, Task
 
 logger = logging.getLogger(__name__)
 
-N_ROUND_TRIP = 8  # held-out questions the saved folder must answer exactly as the recipe did
 PIPELINE_FILE = "qa_pipeline.py"
 HEADLINE = ("exact_match", "f1", "HasAns_f1", "NoAns_f1")
 
