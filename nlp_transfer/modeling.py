@@ -130,3 +130,23 @@ def fit_max_length(max_seq_length: int, config) -> int:
         logger.warning("max_seq_length %d exceeds the model's %d positions; using %d", max_seq_length, limit, limit)
         return limit
     return max_seq_length
+
+
+def tokenizer_for(model_args, model_path: str):
+    """`load_tokenizer` for a recipe's `ModelArguments`: ``--tokenizer_name`` when given, else the model's own."""
+    source = resolve_model_path(model_args.tokenizer_name) if model_args.tokenizer_name else model_path
+    return load_tokenizer(source, trust_remote_code=model_args.trust_remote_code, revision=model_args.model_revision)
+
+
+def classifier_for(model_args, model_path: str, labels, tokenizer):
+    """`load_sequence_classifier` for a recipe's `ModelArguments` and the data's `LabelInfo`."""
+    return load_sequence_classifier(
+        model_path,
+        num_labels=labels.num_labels,
+        id2label=labels.id2label,
+        label2id=labels.label2id,
+        problem_type=labels.problem_type,
+        pad_token_id=tokenizer.pad_token_id,
+        trust_remote_code=model_args.trust_remote_code,
+        revision=model_args.model_revision,
+    )

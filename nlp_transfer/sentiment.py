@@ -539,3 +539,28 @@ def check_predict(folder: str, model, tokenizer, texts: list[str], names, max_le
             f"round-trip check failed: sentiment.predict on {folder} gave {got}, the trained model {want}"
         )
     return {"examples": len(texts)}
+
+
+def evaluation_setup(sent_args, training_args, explicit: set[str], tokenized, problem_type: str):
+    """``compute_metrics`` for the Trainer and the ``before_evaluate(split)`` hook of `nlp_transfer.run.train`.
+
+    ``--long_text windows`` pools window logits per document, so evaluation must see windows in dataset order and
+    know each split's document ids; other long-text modes use the plain classification metrics."""
+    from .metrics import make_compute_metrics
+
+    if sent_args.long_text != "windows":
+        return make_compute_metrics(problem_type), None
+    if training_args.train_sampling_strategy == "group_by_length":
+        # transformers 5 also length-groups (reorders) *evaluation* batches under group_by_length, and pooling needs
+        # windows in dataset order. Windows are nearly all full-length anyway, so grouping would save little.
+        if "train_sampling_strategy" in explicit:
+            logger.warning("--long_text windows evaluates in dataset order: using train_sampling_strategy random")
+        training_args.train_sampling_strategy = "random"
+    compute_metrics = WindowedMetrics(sent_args.window_pooling)
+
+    def point_metrics_at(split):
+        compute_metrics.doc_ids = list(tokenized[split]["doc_id"])
+
+    if "validation" in tokenized:
+        point_metrics_at("validation")
+    return compute_metrics, point_metrics_at

@@ -57,21 +57,8 @@ def main(argv: list[str] | None = None) -> dict:
     dd, labels = data.classification_from_args(data.load_from_args(data_args), data_args, seed=training_args.seed)
 
     # ---- 3. task model + tokenizer + transfer strategy
-    tokenizer = modeling.load_tokenizer(
-        modeling.resolve_model_path(model_args.tokenizer_name) if model_args.tokenizer_name else job.model_path,
-        trust_remote_code=model_args.trust_remote_code,
-        revision=model_args.model_revision,
-    )
-    model = modeling.load_sequence_classifier(
-        job.model_path,
-        num_labels=labels.num_labels,
-        id2label=labels.id2label,
-        label2id=labels.label2id,
-        problem_type=labels.problem_type,
-        pad_token_id=tokenizer.pad_token_id,
-        trust_remote_code=model_args.trust_remote_code,
-        revision=model_args.model_revision,
-    )
+    tokenizer = modeling.tokenizer_for(model_args, job.model_path)
+    model = modeling.classifier_for(model_args, job.model_path, labels, tokenizer)
     max_len = modeling.fit_max_length(data_args.max_seq_length, model.config)
     model = strategies.apply(model, model_args, task_type=TASK.peft_task_type)
     trainable, total = strategies.count_parameters(model)

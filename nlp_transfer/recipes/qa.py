@@ -80,11 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
     dd, split_note = qa.load_from_args(data_args, seed=training_args.seed)
 
     # ---- 3. task model + tokenizer + transfer strategy
-    tokenizer = modeling.load_tokenizer(
-        modeling.resolve_model_path(model_args.tokenizer_name) if model_args.tokenizer_name else job.model_path,
-        trust_remote_code=model_args.trust_remote_code,
-        revision=model_args.model_revision,
-    )
+    tokenizer = modeling.tokenizer_for(model_args, job.model_path)
     if not tokenizer.is_fast:
         raise NLPTransferError(
             f"the tokenizer of {model_args.tokenizer_name or model_args.model_name_or_path} is not a fast (Rust) "

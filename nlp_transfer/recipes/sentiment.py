@@ -38,7 +38,6 @@ from nlp_transfer.artifacts.card import CardInfo
 from nlp_transfer.cli import run_main
 from nlp_transfer.config import TRAINING_DEFAULTS, DataArguments, ModelArguments, TransferTrainingArguments
 from nlp_transfer.errors import NLPTransferError
-from nlp_transfer.metrics import make_compute_metrics
 from nlp_transfer.sentiment import SentimentArguments
 from nlp_transfer.tasks.classification import round_trip_inputs
 
@@ -87,24 +86,11 @@ def main(argv: list[str] | None = None) -> dict:
         logger.warning("no training rows for class(es) %s: the model can't learn them; add examples", untrained)
 
     # ---- 3. task model + tokenizer + transfer strategy
-    tokenizer = modeling.load_tokenizer(
-        modeling.resolve_model_path(model_args.tokenizer_name) if model_args.tokenizer_name else job.model_path,
-        trust_remote_code=model_args.trust_remote_code,
-        revision=model_args.model_revision,
-    )
+    tokenizer = modeling.tokenizer_for(model_args, job.model_path)
     if sent_args.long_text == "tail":
         # init_kwargs is what save_pretrained writes to tokenizer_config.json: pipeline(truncation=True) keeps the tail
         tokenizer.truncation_side = tokenizer.init_kwargs["truncation_side"] = "left"
-    model = modeling.load_sequence_classifier(
-        job.model_path,
-        num_labels=labels.num_labels,
-        id2label=labels.id2label,
-        label2id=labels.label2id,
-        problem_type=labels.problem_type,
-        pad_token_id=tokenizer.pad_token_id,
-        trust_remote_code=model_args.trust_remote_code,
-        revision=model_args.model_revision,
-    )
+    model = modeling.classifier_for(model_args, job.model_path, labels, tokenizer)
     max_len = modeling.fit_max_length(data_args.max_seq_length, model.config)
     model.config.update(sent_args.config_entries())  # how it reads long texts travels in config.json
     model = strategies.apply(model, model_args, task_type=TASK.peft_task_type)
@@ -119,24 +105,9 @@ def main(argv: list[str] | None = None) -> dict:
         )  # fmt: skip
     long_docs = sum(1 for n in tokenized["train"]["length"] if n >= max_len)
     logger.info("%d of %d training features fill the %d-token budget", long_docs, len(tokenized["train"]), max_len)
-    windowed = sent_args.long_text == "windows"
-    if windowed and training_args.train_sampling_strategy == "group_by_length":
-        # transformers 5 also length-groups (reorders) *evaluation* batches under group_by_length, and pooling needs
-        # windows in dataset order. Windows are nearly all full-length anyway, so grouping would save little.
-        if "train_sampling_strategy" in job.explicit:
-            logger.warning("--long_text windows evaluates in dataset order: using train_sampling_strategy random")
-        training_args.train_sampling_strategy = "random"
-    if windowed:
-        compute_metrics = sentiment.WindowedMetrics(sent_args.window_pooling)
-    else:
-        compute_metrics = make_compute_metrics(labels.problem_type)
-
-    def point_metrics_at(split):  # windows: pooling needs the split's document ids
-        if windowed:
-            compute_metrics.doc_ids = list(tokenized[split]["doc_id"])
-
-    if "validation" in tokenized:
-        point_metrics_at("validation")
+    compute_metrics, point_metrics_at = sentiment.evaluation_setup(
+        sent_args, training_args, job.explicit, tokenized, labels.problem_type
+    )
     trainer = Trainer(
         model=model,
         args=training_args,
