@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nlp_transfer import export, hub
+from nlp_transfer import hub, tasks
 from nlp_transfer.errors import NLPTransferError
 from nlp_transfer.recipes.classify import main as classify
 
@@ -255,7 +255,7 @@ def test_repo_ids_and_tokens_are_checked_before_training(tiny_bert, sentiment_fi
 
 
 def test_recorded_round_trip_and_what_is_pushed(full_run, tmp_path):
-    checks = export.verify_recorded(str(full_run))
+    checks = tasks.verify_recorded(str(full_run))
     assert set(checks) == {"pipeline"} and checks["pipeline"]["examples"] > 0
     files = hub._files_to_push(str(full_run))
     assert "model.safetensors" in files and "README.md" in files and "metrics.json" in files
