@@ -15,8 +15,8 @@ Before anything is uploaded the folder is reloaded the way a user would load it 
 metadata is validated by the server. A failed check refuses the push.
 
 What is uploaded: everything in the folder but ``checkpoint-*`` (optimizer state, large, not for serving) and
-``roundtrip_check.json`` (it holds raw held-out texts of the user's data). The card's ``PATH_OR_REPO``
-placeholders are filled with the repo id in the uploaded copy; the local card is left as it is.
+``roundtrip_check.json``, also the one in ``merged/`` (it holds raw held-out texts of the user's data). The card's
+``PATH_OR_REPO`` placeholders are filled with the repo id in the uploaded copy; the local card is left as it is.
 
 Tokens come only from the environment (``HF_TOKEN``) or the hub's own login (``hf auth login``), read by
 huggingface_hub itself. ``--hub_token`` is refused (a token on a command line or in a YAML file ends up in shell
@@ -135,7 +135,8 @@ def _files_to_push(folder: str) -> list[str]:
         rel_root = os.path.relpath(root, folder)
         dirs[:] = sorted(d for d in dirs if not any(fnmatch.fnmatch(d, p) for p in PUSH_IGNORE))
         for name in sorted(files):
-            if rel_root == "." and any(fnmatch.fnmatch(name, p) for p in PUSH_IGNORE):
+            # the round-trip record holds held-out texts wherever a check left it (``merged/`` has its own)
+            if name == ROUNDTRIP_FILE or (rel_root == "." and any(fnmatch.fnmatch(name, p) for p in PUSH_IGNORE)):
                 continue
             out.append(os.path.normpath(os.path.join(rel_root, name)).replace(os.sep, "/"))
     return out
