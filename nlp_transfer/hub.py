@@ -11,12 +11,12 @@ Two ways in, one code path:
 
 Before anything is uploaded the folder is reloaded the way a user would load it (``pipeline(...)``, and
 ``PeftModel.from_pretrained`` for adapters) and its predictions on the held-out examples recorded at training time
-(``roundtrip_check.json``) are compared with the trained model's (`nlp_transfer.export.verify_recorded`); the card's
+(``roundtrip_check.json``) are compared with the trained model's (`nlp_transfer.tasks.verify_recorded`); the card's
 metadata is validated by the server. A failed check refuses the push.
 
 What is uploaded: everything in the folder but ``checkpoint-*`` (optimizer state, large, not for serving) and
-``roundtrip_check.json`` (it holds raw held-out texts of the user's data). The card's ``PATH_OR_REPO``
-placeholders are filled with the repo id in the uploaded copy; the local card is left as it is.
+``roundtrip_check.json``, also the one in ``merged/`` (it holds raw held-out texts of the user's data). The card's
+``PATH_OR_REPO`` placeholders are filled with the repo id in the uploaded copy; the local card is left as it is.
 
 Tokens come only from the environment (``HF_TOKEN``) or the hub's own login (``hf auth login``), read by
 huggingface_hub itself. ``--hub_token`` is refused (a token on a command line or in a YAML file ends up in shell
@@ -39,12 +39,13 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from .artifacts import FINISHED_MARKER, ROUNDTRIP_FILE, STAGING_NAME
 from .errors import NLPTransferError
+from .tasks import verify_recorded
 
 logger = logging.getLogger(__name__)
 
-ROUNDTRIP_FILE = "roundtrip_check.json"
-PUSH_IGNORE = ("checkpoint-*", ".export-in-progress", ROUNDTRIP_FILE)
+PUSH_IGNORE = ("checkpoint-*", STAGING_NAME, ROUNDTRIP_FILE)
 PLACEHOLDER = "PATH_OR_REPO"
 ENV_TIMEOUT = "NLP_TRANSFER_HUB_TIMEOUT"
 ENV_RETRIES = "NLP_TRANSFER_HUB_RETRIES"
@@ -111,8 +112,6 @@ def plan_push(training_args) -> PushTarget | None:
 
 def check_finished_run(folder: str) -> None:
     """A folder a recipe finished: ``metrics.json`` (written last), ``config.json``, weights or adapter."""
-    from .export import FINISHED_MARKER
-
     if not os.path.isdir(folder):
         raise NLPTransferError(f"{folder} is not a folder: give the --output_dir of a finished run")
     names = set(os.listdir(folder))
@@ -136,7 +135,8 @@ def _files_to_push(folder: str) -> list[str]:
         rel_root = os.path.relpath(root, folder)
         dirs[:] = sorted(d for d in dirs if not any(fnmatch.fnmatch(d, p) for p in PUSH_IGNORE))
         for name in sorted(files):
-            if rel_root == "." and any(fnmatch.fnmatch(name, p) for p in PUSH_IGNORE):
+            # the round-trip record holds held-out texts wherever a check left it (``merged/`` has its own)
+            if name == ROUNDTRIP_FILE or (rel_root == "." and any(fnmatch.fnmatch(name, p) for p in PUSH_IGNORE)):
                 continue
             out.append(os.path.normpath(os.path.join(rel_root, name)).replace(os.sep, "/"))
     return out
@@ -295,8 +295,6 @@ def push_folder(
 def push_run(folder: str, target: PushTarget, *, commit_message: str | None = None) -> str:
     """Check that ``folder`` is a finished run, reload it and compare predictions with the recorded ones, then
     push it. Returns the commit URL."""
-    from .export import verify_recorded
-
     check_finished_run(folder)
     try:
         check = verify_recorded(folder)

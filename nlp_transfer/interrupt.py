@@ -6,8 +6,8 @@
   learns of the signal at the same step (a one-element all-reduce per step), so no rank waits on another forever.
 - **SIGKILL** (or a crash, or power loss) cannot be caught: the run resumes from the last *complete* checkpoint
   (`last_complete_checkpoint`: Trainer writes ``trainer_state.json`` last, so a checkpoint without a readable one is
-  skipped). The final folder is only ever written through the staging folder (`nlp_transfer.export.publish`), so
-  an interrupted run never leaves a half-written final folder.
+  skipped). The final folder is only ever written through the staging folder
+  (`nlp_transfer.artifacts.folder.publish`), so an interrupted run never leaves a half-written final folder.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nlp_transfer import export, hub
+from nlp_transfer import hub, tasks
 from nlp_transfer.errors import NLPTransferError
 from nlp_transfer.recipes.classify import main as classify
 
@@ -254,8 +254,16 @@ def test_repo_ids_and_tokens_are_checked_before_training(tiny_bert, sentiment_fi
     assert not out.exists()  # refused before any training or writing
 
 
+def test_no_round_trip_record_is_pushed_from_any_depth(tmp_path):
+    for rel in ("config.json", "roundtrip_check.json", "merged/config.json", "merged/roundtrip_check.json",
+                "checkpoint-3/optimizer.pt", ".export-in-progress/model.safetensors"):  # fmt: skip
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("{}")
+    assert hub._files_to_push(str(tmp_path)) == ["config.json", "merged/config.json"]
+
+
 def test_recorded_round_trip_and_what_is_pushed(full_run, tmp_path):
-    checks = export.verify_recorded(str(full_run))
+    checks = tasks.verify_recorded(str(full_run))
     assert set(checks) == {"pipeline"} and checks["pipeline"]["examples"] > 0
     files = hub._files_to_push(str(full_run))
     assert "model.safetensors" in files and "README.md" in files and "metrics.json" in files

@@ -1,15 +1,13 @@
+"""Loading checkpoints (nlp_transfer.modeling) and the transfer strategies applied to them
+(nlp_transfer.strategies)."""
+
 import pytest
 
-from nlp_transfer import assets
+from nlp_transfer import assets, strategies
+from nlp_transfer.config import StrategyArguments
 from nlp_transfer.errors import NLPTransferError
-from nlp_transfer.modeling import (
-    apply_strategy,
-    count_parameters,
-    default_lora_targets,
-    load_sequence_classifier,
-    load_tokenizer,
-    resolve_model_path,
-)
+from nlp_transfer.modeling import load_sequence_classifier, load_tokenizer, resolve_model_path
+from nlp_transfer.strategies import count_parameters, default_lora_targets
 
 
 def classifier(path):
@@ -21,6 +19,10 @@ def classifier(path):
         problem_type="single_label_classification",
         pad_token_id=0,
     )
+
+
+def apply_strategy(model, **options):
+    return strategies.apply(model, StrategyArguments(**options))
 
 
 def trainable_names(model):
@@ -110,3 +112,12 @@ def test_remote_code_stays_off(tmp_path, tiny_bert):
     (d / "configuration_evil.py").write_text("raise SystemExit('remote code ran')\n")
     with pytest.raises(NLPTransferError, match="pass --trust_remote_code"):
         classifier(str(d))  # refused, not run: running it would raise SystemExit
+
+
+def test_strategy_registry():
+    assert list(strategies.STRATEGIES) == ["full", "frozen", "partial", "lora"]
+    lora, full = strategies.get("lora"), strategies.get("full")
+    assert lora.writes_adapter and lora.library_name == "peft" and lora.tags == ["lora", "peft"]
+    assert not full.writes_adapter and full.library_name == "transformers" and full.tags == ["full"]
+    with pytest.raises(NLPTransferError, match="unknown strategy 'magic': choose one of full, frozen, partial, lora"):
+        strategies.get("magic")

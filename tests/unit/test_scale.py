@@ -11,7 +11,8 @@ import yaml
 from helpers import make_tiny_qa_bert, qa_rows, write_rows
 from safetensors.torch import load_file, save_file
 
-from nlp_transfer import export
+from nlp_transfer.artifacts.folder import check_output_dir
+from nlp_transfer.artifacts.saving import check_adapter_file
 from nlp_transfer.errors import NLPTransferError
 from nlp_transfer.interrupt import last_complete_checkpoint
 
@@ -87,16 +88,16 @@ def test_resume_skips_a_checkpoint_cut_short_while_saving(tmp_path):
     (tmp_path / "checkpoint-40").mkdir()
     (tmp_path / "checkpoint-40" / "trainer_state.json").write_text('{"global_st')  # truncated by a kill
     assert last_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-20")
-    assert export.check_output_dir(str(tmp_path), resume_from_checkpoint="true") == str(tmp_path / "checkpoint-20")
+    assert check_output_dir(str(tmp_path), resume_from_checkpoint="true") == str(tmp_path / "checkpoint-20")
     assert last_complete_checkpoint(str(tmp_path / "nothing")) is None
 
 
 def test_an_empty_adapter_is_refused(tmp_path):
     save_file({"base_model.model.x.lora_A.weight": torch.zeros(0)}, str(tmp_path / "adapter_model.safetensors"))
     with pytest.raises(NLPTransferError, match="adapter .* is empty"):
-        export.check_adapter_file(str(tmp_path))
+        check_adapter_file(str(tmp_path))
     save_file({"base_model.model.x.lora_A.weight": torch.ones(2, 4)}, str(tmp_path / "adapter_model.safetensors"))
-    export.check_adapter_file(str(tmp_path))
+    check_adapter_file(str(tmp_path))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 mixed precision needs a CUDA GPU")
