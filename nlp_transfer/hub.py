@@ -157,7 +157,7 @@ def _rewritten(folder: str, files: list[str], repo: str) -> dict[str, bytes]:
     if "README.md" in files:
         with open(os.path.join(folder, "README.md"), encoding="utf-8") as f:
             out["README.md"] = f.read().replace(PLACEHOLDER, repo).encode("utf-8")
-    if "adapter_config.json" in files and "model.safetensors" in files:
+    if "adapter_config.json" in files and ("model.safetensors" in files or "model.safetensors.index.json" in files):
         with open(os.path.join(folder, "adapter_config.json"), encoding="utf-8") as f:
             cfg = json.load(f)
         cfg["base_model_name_or_path"] = repo

@@ -61,7 +61,7 @@ def verify_recorded(folder: str) -> dict:
         `NLPTransferError` when the record is missing or a reload disagrees with it.
     """
     rec = roundtrip.read_record(folder)
-    return get(rec.get("task", "")).replay(folder, rec)
+    return get(rec.get("task", CLASSIFICATION.name)).replay(folder, rec)  # records before 0.1 named no task
 
 
 def task_of_checkpoint(path: str) -> str | None:

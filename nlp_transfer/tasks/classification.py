@@ -38,11 +38,13 @@ def model_logits(model, tokenizer, inputs: list, max_seq_length: int) -> np.ndar
     return np.stack(rows)
 
 
-def pipeline_logits(folder: str, inputs: list, label2id: dict[str, int], device) -> tuple[np.ndarray, list[str]]:
+def pipeline_logits(
+    folder: str, inputs: list, label2id: dict[str, int], device, trust_remote_code: bool = False
+) -> tuple[np.ndarray, list[str]]:
     """Raw scores and top labels of ``pipeline("text-classification", model=folder)`` for ``inputs``."""
     from transformers import pipeline
 
-    pipe = pipeline("text-classification", model=folder, device=device)
+    pipe = pipeline("text-classification", model=folder, device=device, trust_remote_code=trust_remote_code)
     results = pipe(inputs, top_k=None, function_to_apply="none", truncation=True)
     logits = np.zeros((len(inputs), len(label2id)), dtype=np.float32)
     top = []
@@ -100,7 +102,7 @@ class ClassificationTask(Task):
                 folder, expected, inputs, export.base_model_path, max_len, export.trust_remote_code, atol, device
             )
         else:
-            got, top = pipeline_logits(folder, inputs, export.label2id, device)
+            got, top = pipeline_logits(folder, inputs, export.label2id, device, export.trust_remote_code)
             id2label = {i: n for n, i in export.label2id.items()}
             result = compare(expected, got, top, f"pipeline({folder})", id2label, atol)
         if record:
@@ -112,11 +114,8 @@ class ClassificationTask(Task):
                 label2id=None if peft else export.label2id,
                 max_seq_length=max_len,
                 atol=atol,
-                **(
-                    {"base_model_path": export.base_model_path, "trust_remote_code": export.trust_remote_code}
-                    if peft
-                    else {}
-                ),
+                trust_remote_code=export.trust_remote_code,
+                **({"base_model_path": export.base_model_path} if peft else {}),
             )
         return result
 
@@ -139,17 +138,16 @@ class ClassificationTask(Task):
 
         expected = np.asarray(rec["expected_logits"], dtype=np.float32)
         inputs, max_len, atol = rec["inputs"], rec["max_seq_length"], rec["atol"]
+        trust = rec.get("trust_remote_code", False)
         checks = {}
         if has_weights(folder):
-            label2id = rec.get("label2id") or {
-                n: int(i) for i, n in AutoConfig.from_pretrained(folder).id2label.items()
-            }
-            got, top = pipeline_logits(folder, inputs, label2id, "cpu")
+            config = AutoConfig.from_pretrained(folder, trust_remote_code=trust)
+            label2id = rec.get("label2id") or {n: int(i) for i, n in config.id2label.items()}
+            got, top = pipeline_logits(folder, inputs, label2id, "cpu", trust)
             id2label = {i: n for n, i in label2id.items()}
             checks["pipeline"] = compare(expected, got, top, f"pipeline({folder})", id2label, atol)
         base = roundtrip.adapter_base(folder, rec.get("base_model_path")) if is_adapter(folder) else None
         if base:
-            trust = rec.get("trust_remote_code", False)
             checks["peft"] = self._check_adapter(folder, expected, inputs, base, max_len, trust, atol, "cpu")
         for c in checks.values():
             c.pop("predicted_labels", None)
