@@ -4,7 +4,8 @@ post-processing into answers.
 Submodules:
     data         SQuAD json / flat rows into the canonical columns (`FEATURES`), the checks and answer repair
                  (`check_examples`), the by-article split (`split_by_article`), `subsample`, `articles_summary`.
-    features     `prepare_features`: overlapping windows over each context, with start/end labels.
+    features     `prepare_features`: overlapping windows over each context, with start/end labels;
+                 `check_window_budget`: refuses a --doc_stride that leaves questions no room.
     postprocess  `postprocess` (windows' logits into answers), `references`, `feature_order` and
                  `make_compute_metrics` (SQuAD EM/F1 for the Trainer).
     modeling     `load_qa_model`: a new span head on a checkpoint's backbone.
@@ -24,7 +25,7 @@ from .data import (
     split_by_article,
     subsample,
 )
-from .features import prepare_features
+from .features import check_window_budget, prepare_features
 from .modeling import load_qa_model
 from .postprocess import feature_order, make_compute_metrics, postprocess, references
 
@@ -34,6 +35,7 @@ __all__ = [
     "article_keys",
     "articles_summary",
     "check_examples",
+    "check_window_budget",
     "feature_order",
     "load_qa_datasets",
     "load_qa_model",

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 
 from ..artifacts import roundtrip
 from ..artifacts.saving import MERGED_DIR, has_weights, is_adapter
@@ -26,6 +27,55 @@ def pipeline_source() -> str:
     from .. import qa_pipeline
 
     return qa_pipeline.__file__
+
+
+def round_trip_examples(
+    trainer,
+    dd: dict,
+    answers: dict[str, dict],
+    tokenizer,
+    *,
+    max_seq_length: int,
+    doc_stride: int,
+    metric_args: dict,
+    to_inputs: Callable | None = None,
+    n: int = N_ROUND_TRIP,
+) -> tuple[list[dict], dict]:
+    """The questions the saved folder must answer as the recipe did (`Export.examples`), and those answers by
+    question id (`Export.expected`): the first ``n`` of the first held-out split the recipe evaluated (validation,
+    then test), else, with no held-out split, ``n`` training questions answered by an evaluation pass over them
+    (``metric_key_prefix="check"``). Every rank calls it, before `nlp_transfer.run.finish`.
+
+    Args:
+        trainer: the trained Trainer (``include_for_metrics=["inputs"]``, as the task configures it).
+        dd (`dict`): the recipe's splits of canonical QA rows.
+        answers (`dict`): split -> the post-processed answers of its latest evaluation (the ``store`` of
+            `nlp_transfer.qa.make_compute_metrics`).
+        tokenizer, max_seq_length (`int`), doc_stride (`int`): the windows the model trained on.
+        metric_args (`dict`): `make_compute_metrics`' keyword arguments (``pad_token_id``, ``n_best_size``,
+            ``max_answer_length``, ``version_2_with_negative``, ``null_score_diff_threshold``).
+        to_inputs (`Callable[[Dataset], Dataset]`, *optional*): the training questions' windows into what the
+            trainer evaluates (distillation adds the teacher's scores); default: the windows less ``example_idx``,
+            ``offsets`` and ``length``.
+        n (`int`): how many questions.
+    """
+    from ..qa import make_compute_metrics, prepare_features
+
+    split = next((s for s in ("validation", "test") if answers.get(s)), "train")
+    rows = dd[split].select(range(min(n, len(dd[split]))))
+    examples = [{"id": r["id"], "question": r["question"], "context": r["context"]} for r in rows]
+    if split != "train":
+        return examples, {ex["id"]: answers[split][ex["id"]] for ex in examples}
+    expected: dict[str, dict] = {}
+    feats = prepare_features(rows, tokenizer, max_seq_length=max_seq_length, doc_stride=doc_stride, split="check")
+    inputs = to_inputs(feats) if to_inputs else feats.remove_columns(["example_idx", "offsets", "length"])
+    compute_metrics = trainer.compute_metrics
+    trainer.compute_metrics = make_compute_metrics(rows, feats, **metric_args, store=expected)
+    try:
+        trainer.evaluate(inputs, metric_key_prefix="check")
+    finally:
+        trainer.compute_metrics = compute_metrics
+    return examples, expected
 
 
 def compare_answers(
