@@ -7,6 +7,8 @@ import logging
 import os
 import statistics
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -196,3 +198,91 @@ def log_summary(report: dict, output_dir: str) -> None:
             report["ratios"]["parameters"],
         )
     logger.info("output written to %s", os.path.abspath(output_dir))
+
+
+def speed_rows(dd, n: int = 256):
+    """The rows speed is measured on: the first ``n`` of the first held-out split (validation, test, else train)."""
+    split = next(dd[s] for s in ("validation", "test", "train") if s in dd)
+    return split.select(range(min(n, len(split))))
+
+
+@dataclass
+class Compression:
+    """`nlp_transfer.run.finish`'s ``extras`` for a distillation run: teacher and plain trained student measured
+    the same way, in this process, on the same inputs (rank 0). After the call, ``report`` holds
+    ``compression_report.json`` (for `log_summary`).
+
+    Args:
+        pair (`setup.Pair`), args (`DistillArguments`): the run's teacher, student and options.
+        dd (`dict`): the splits (speed is measured on `speed_rows`).
+        metrics (`dict`), teacher_metrics (`dict`): the student's and the teacher's held-out metrics.
+        task (`str`): how the report names the task.
+        keys (`tuple`): the metric names the report compares; ``main_key`` is the one ``metric_kept`` is about.
+        lengths (`tuple[int, int]`): the teacher's and the student's truncation lengths.
+        columns (`tuple[str, str | None]`): the columns measured (text, and QA's context as the pair).
+        rows (`tuple[int, int]`): labelled and unlabelled training rows.
+    """
+
+    pair: Any
+    args: Any
+    dd: dict
+    metrics: dict
+    teacher_metrics: dict
+    task: str
+    keys: tuple
+    main_key: str
+    lengths: tuple
+    columns: tuple
+    rows: tuple
+    report: dict | None = None
+
+    def __call__(self, model):
+        import copy
+
+        from peft import PeftModel
+
+        from ..run import Extras
+
+        pair, args = self.pair, self.args
+        prefix = "eval" if "validation" in self.dd else ("test" if "test" in self.dd else None)
+        wanted = {f"{prefix}_{k}" for k in self.keys}
+        rows = speed_rows(self.dd)
+        texts = list(rows[self.columns[0]]) if args.measure_speed else None
+        pairs = list(rows[self.columns[1]]) if self.columns[1] and args.measure_speed else None
+        plain = copy.deepcopy(model).merge_and_unload() if isinstance(model, PeftModel) else model
+
+        def side(m, tok, name, source, length):
+            held_out = {k: v for k, v in source.items() if k in wanted}
+            return describe_model(
+                m, tok, name=name, metrics=held_out, max_seq_length=length, speed_texts=texts, speed_pairs=pairs
+            )
+
+        sides = {
+            "teacher": side(pair.teacher, pair.teacher_tok, args.teacher_name_or_path, self.teacher_metrics,
+                            self.lengths[0]),
+            "student": side(plain, pair.student_tok, pair.label, self.metrics, self.lengths[1]),
+        }  # fmt: skip
+        info = {
+            "task": self.task,
+            "temperature": args.temperature,
+            "alpha": args.alpha,
+            "hidden_weight": args.hidden_weight,
+            "attention_weight": args.attention_weight,
+            "student_layers": pair.kept,
+            "layer_map": pair.layer_map if pair.live else None,
+            "same_tokenizer": pair.same_tokenizer,
+            "labelled_train_rows": self.rows[0],
+            "unlabelled_train_rows": self.rows[1],
+            "teacher_kind": pair.teacher_info["kind"],
+        }
+        comp = compression_report(sides, info, main_metric=f"{prefix}_{self.main_key}" if prefix else None)
+        metrics = {}
+        if prefix:
+            metrics.update({f"teacher_{k}": v for k, v in self.teacher_metrics.items()})
+            metrics["teacher_metric_kept"] = comp["ratios"]["metric_kept"]
+        if "throughput_speedup_batch32" in comp["ratios"]:
+            metrics["throughput_speedup_batch32"] = comp["ratios"]["throughput_speedup_batch32"]
+        self.report = comp
+        return Extras(
+            files={"compression_report.json": comp}, metrics=metrics, card_section=compression_markdown(comp)
+        )

@@ -1,4 +1,4 @@
-"""Students and layer pairing: option checks, which teacher layer each student layer learns from, and students cut
+"""Students and layer pairing: which teacher layer each student layer learns from, and students cut
 from a teacher (DistilBERT-style: a copy of some of its layers)."""
 
 from __future__ import annotations
@@ -13,21 +13,6 @@ from ..errors import NLPTransferError
 logger = logging.getLogger(__name__)
 
 _GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
-
-
-def check_options(args) -> None:
-    """Refuse impossible distillation settings (a `DistillArguments`) before anything loads."""
-    if not args.teacher_name_or_path:
-        raise NLPTransferError(
-            "no teacher: pass --teacher_name_or_path <folder>, e.g. the output of "
-            "`python -m nlp_transfer.recipes.classify --output_dir teacher/`"
-        )
-    if args.temperature <= 0:
-        raise NLPTransferError(f"--temperature must be > 0, got {args.temperature}")
-    if not 0.0 <= args.alpha <= 1.0:
-        raise NLPTransferError(f"--alpha must be between 0 and 1, got {args.alpha}")
-    if args.hidden_weight < 0 or args.attention_weight < 0:
-        raise NLPTransferError("--hidden_weight and --attention_weight must be >= 0")
 
 
 def check_pairing(args, teacher, student, teacher_tok, student_tok, kept: list[int] | None) -> bool:

@@ -5,7 +5,8 @@ Submodules:
     data         SQuAD json / flat rows into the canonical columns (`FEATURES`), the checks and answer repair
                  (`check_examples`), the by-article split (`split_by_article`), `subsample`, `articles_summary`;
                  `load_from_args`: all of it from the recipes' `QADataArguments`.
-    features     `prepare_features`: overlapping windows over each context, with start/end labels.
+    features     `prepare_features`: overlapping windows over each context, with start/end labels;
+                 `check_window_budget`: refuses a --doc_stride that leaves questions no room.
     postprocess  `postprocess` (windows' logits into answers), `references`, `feature_order` and
                  `make_compute_metrics` (SQuAD EM/F1 for the Trainer).
     modeling     `load_qa_model`: a new span head on a checkpoint's backbone.
@@ -28,11 +29,10 @@ from .data import (
     split_by_article,
     subsample,
 )
-from .features import prepare_features
+from .features import check_window_budget, prepare_features
 from .modeling import load_qa_model
 from .postprocess import feature_order, make_compute_metrics, postprocess, references
 from .steps import (
-    check_window_budget,
     model_inputs,
     pipeline_settings,
     postprocess_settings,
@@ -41,26 +41,26 @@ from .steps import (
 )
 
 __all__ = [
-    "round_trip_examples",
-    "prediction_files",
-    "postprocess_settings",
-    "pipeline_settings",
-    "model_inputs",
-    "check_window_budget",
     "FEATURES",
     "REPAIR_DISTANCE",
     "article_keys",
     "articles_summary",
     "check_examples",
+    "check_window_budget",
     "dataset_label",
     "feature_order",
     "load_from_args",
     "load_qa_datasets",
     "load_qa_model",
     "make_compute_metrics",
+    "model_inputs",
+    "pipeline_settings",
     "postprocess",
+    "postprocess_settings",
+    "prediction_files",
     "prepare_features",
     "references",
+    "round_trip_examples",
     "split_by_article",
     "subsample",
 ]

@@ -22,6 +22,18 @@ from ..qa_pipeline import NULL_INDEX, encode_windows, question_budget
 logger = logging.getLogger(__name__)
 
 
+def check_window_budget(tokenizer, max_seq_length: int, doc_stride: int) -> None:
+    """Refuse (one line naming a stride that fits) a ``doc_stride`` that leaves questions fewer than 8 tokens of a
+    ``max_seq_length``-token window: the overlap must be smaller than the window's context part."""
+    if question_budget(tokenizer, max_seq_len=max_seq_length, doc_stride=doc_stride) < 8:
+        room = max_seq_length - tokenizer.num_special_tokens_to_add(pair=True) - 9
+        raise NLPTransferError(
+            f"--doc_stride {doc_stride} leaves too little room in {max_seq_length}-token windows: the overlap must "
+            f"be smaller than the window's context part; use --doc_stride {max(0, room)} or less (a quarter to a "
+            "third of --max_seq_length is usual)"
+        )
+
+
 def _label(offsets: list, text: str | None, start: int | None) -> tuple[int, int]:
     """(start, end) token positions of the answer in one window, or (NULL_INDEX, NULL_INDEX) when the window does
     not hold the whole answer (or there is none)."""

@@ -130,7 +130,9 @@ def main(argv: list[str] | None = None) -> dict:
     metrics.update(trainable_params=trainable, total_params=total)
 
     # ---- 5. finish: the held-out questions the recipe answered (or a few training ones) must come back the same
-    examples, expected = qa.round_trip_examples(trainer, dd, answers, tokenizer, max_len, data_args, post)
+    examples, expected = qa.round_trip_examples(
+        trainer, dd, answers, tokenizer, max_seq_length=max_len, doc_stride=data_args.doc_stride, metric_args=post
+    )
     return run.finish(
         job,
         trainer,

@@ -1,5 +1,6 @@
 """End-to-end runs of the distill recipe on tiny models: teachers made by the classify recipe (full and LoRA),
-students cut from them or pretrained (other width, other tokenizer), cache reuse, artifacts and user errors."""
+students cut from them or pretrained (other width, other tokenizer), cache reuse, artifacts and user errors; and
+its QA branch (distill_qa) on a tiny QA teacher."""
 
 import json
 import os
@@ -13,7 +14,8 @@ import torch
 from helpers import make_tiny_bert, sentiment_rows, write_rows
 from safetensors.torch import load_file
 
-from nlp_transfer import distillation
+from nlp_transfer import distillation, tasks
+from nlp_transfer.cli import run_main
 from nlp_transfer.errors import NLPTransferError
 from nlp_transfer.recipes import classify
 from nlp_transfer.recipes.distill import main
@@ -173,6 +175,24 @@ def test_lora_teacher_and_lora_student(lora_teacher, sentiment_files, tmp_path):
     assert json.loads((out / "compression_report.json").read_text())["distillation"]["teacher_kind"] == "lora"
 
 
+def test_lora_student_merged_copy_is_verified(teacher, sentiment_files, tmp_path):
+    """--merge_lora: merged/ is checked by pipeline() like the folder itself and recorded (it was written
+    unverified)."""
+    out = tmp_path / "s"
+    m = distill(
+        teacher, sentiment_files, out, "--strategy", "lora", "--learning_rate", "2e-2", "--merge_lora", "true",
+        "--measure_speed", "false",
+    )  # fmt: skip
+    assert m["roundtrip_pipeline_max_abs_logit_diff"] < 1e-4
+    assert m["roundtrip_pipeline_merged_max_abs_logit_diff"] < 1e-4
+    assert (out / "merged" / "roundtrip_check.json").is_file()
+    assert not (out / "merged" / "adapter_config.json").exists()
+    names, merged = pipe_logits(out / "merged")
+    _, adapter = pipe_logits(out)
+    assert names == ["negative", "positive"]
+    np.testing.assert_allclose(merged, adapter, atol=1e-4)
+
+
 def test_adapter_only_teacher_needs_its_base(bert4, sentiment_files, tmp_path):
     t = _teacher(bert4, sentiment_files, tmp_path / "lean", "--strategy", "lora", "--save_base_model", "false")
     cfg_path = Path(t) / "adapter_config.json"
@@ -299,22 +319,49 @@ QA_FAST = ["--max_seq_length", "32", "--doc_stride", "8", "--per_device_train_ba
 QA_FAST += ["--save_strategy", "no", "--eval_strategy", "no"]
 
 
+def _train_qa_teacher(base: str, train: str, dev: str, out) -> float:
+    """A fine-tuned QA teacher folder (weights, config, tokenizer) trained with a plain Trainer on the qa package's
+    windows, as the qa recipe does with these options; returns its dev F1. (The distill tests need a QA checkpoint,
+    not the qa recipe's whole folder.)"""
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    from nlp_transfer import modeling, qa
+
+    tok = modeling.load_tokenizer(base)
+    tok.padding_side = tok.init_kwargs["padding_side"] = "right"
+    model = qa.load_qa_model(base, pad_token_id=tok.pad_token_id)
+    raw = qa.load_qa_datasets(train_file=train, validation_file=dev)
+    dd = {s: qa.check_examples(ds, split=s) for s, ds in raw.items()}
+    feats = {s: qa.prepare_features(ds, tok, max_seq_length=32, doc_stride=8, split=s) for s, ds in dd.items()}
+    drop = {"train": ["example_idx", "offsets"], "validation": ["example_idx", "offsets", "length"]}
+    inputs = {s: f.remove_columns(drop[s]) for s, f in feats.items()}
+    args = TrainingArguments(
+        str(out) + "-run", num_train_epochs=20, learning_rate=5e-3, per_device_train_batch_size=8, weight_decay=0.01,
+        warmup_steps=0.1, train_sampling_strategy="group_by_length", save_strategy="no", eval_strategy="no",
+        logging_steps=4, report_to="none", seed=42, label_names=["start_positions", "end_positions"],
+        include_for_metrics=["inputs"], dataloader_pin_memory=False,
+    )  # fmt: skip
+    trainer = Trainer(
+        model=model, args=args, train_dataset=inputs["train"], data_collator=DataCollatorWithPadding(tok),
+        compute_metrics=qa.make_compute_metrics(dd["validation"], feats["validation"], pad_token_id=tok.pad_token_id),
+    )  # fmt: skip
+    trainer.train()
+    f1 = trainer.evaluate(inputs["validation"])["eval_f1"]
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return f1
+
+
 @pytest.fixture(scope="module")
 def qa_setup(tmp_path_factory):
     from helpers import make_tiny_qa_bert, qa_rows, squad_nested
-
-    from nlp_transfer.recipes import qa as qa_recipe
 
     d = tmp_path_factory.mktemp("qa-distill")
     (d / "train.json").write_text(json.dumps(squad_nested(qa_rows(64, seed=1, n_articles=8))))
     dev = write_rows(str(d / "dev.jsonl"), qa_rows(16, seed=2))
     base = make_tiny_qa_bert(str(d / "base"))
-    teacher_dir = d / "teacher"
-    m = qa_recipe.main(
-        ["--model_name_or_path", base, "--train_file", str(d / "train.json"), "--validation_file", dev]
-        + ["--output_dir", str(teacher_dir), "--num_train_epochs", "20", "--learning_rate", "5e-3", *QA_FAST]
-    )
-    return {"teacher": str(teacher_dir), "train": str(d / "train.json"), "dev": dev, "teacher_f1": m["eval_f1"]}
+    f1 = _train_qa_teacher(base, str(d / "train.json"), dev, d / "teacher")
+    return {"teacher": str(d / "teacher"), "train": str(d / "train.json"), "dev": dev, "teacher_f1": f1}
 
 
 def qa_distill(s, out, *extra):
@@ -361,3 +408,51 @@ def test_qa_student_with_another_tokenizer(qa_setup, tmp_path):
     rep = json.loads((out / "compression_report.json").read_text())
     assert rep["distillation"]["same_tokenizer"] is False and m["eval_f1"] >= 60, m
     assert "qa_pipeline.py" in os.listdir(out)
+
+
+def test_qa_distillation_without_held_out_split_records_its_round_trip(qa_setup, tmp_path):
+    """--validation_split 0 and no validation file: the round trip falls back on a few training questions, answered
+    by an evaluation pass (it wrote no record, and the folder's own check then failed)."""
+    out = tmp_path / "s"
+    m = main(
+        ["--teacher_name_or_path", qa_setup["teacher"], "--train_file", qa_setup["train"], "--validation_split", "0"]
+        + ["--output_dir", str(out), "--num_train_epochs", "2", "--measure_speed", "false", *QA_FAST]
+    )
+    assert not any(k.startswith("eval_") for k in m) and "predictions.json" not in os.listdir(out)
+    assert m["roundtrip_pipeline_max_abs_score_diff"] < 1e-4
+    checks = tasks.verify_recorded(str(out))
+    assert checks["pipeline"]["examples"] == 8
+    rec = json.loads((out / "roundtrip_check.json").read_text())
+    assert {e["id"] for e in rec["examples"]} == set(rec["expected"])
+    assert all(e["id"].startswith("q1-") for e in rec["examples"])  # training questions (train.json is seed 1)
+
+
+def test_qa_lora_student_card_names_its_lora_targets(qa_setup, tmp_path):
+    out = tmp_path / "s"
+    qa_distill(qa_setup, out, "--strategy", "lora", "--num_train_epochs", "2", "--measure_speed", "false")
+    card = (out / "README.md").read_text()
+    assert "PEFT default" not in card
+    assert "- LoRA: r=8, alpha=16, dropout=0.1, targets=['query', 'value']" in card
+
+
+@pytest.mark.parametrize(
+    "flags,expected",
+    [
+        (["--n_best_size", "0"], "--n_best_size must be at least 1"),
+        (["--doc_stride", "30"], "--doc_stride 30 leaves too little room in 32-token windows"),
+    ],
+)
+def test_qa_window_options_are_checked_before_training(flags, expected, qa_setup, tmp_path, monkeypatch, capsys):
+    def boom(*a, **k):
+        raise AssertionError("reached the teacher pass or training")
+
+    monkeypatch.setattr(distillation, "qa_teacher_windows", boom)
+    monkeypatch.setattr(distillation.DistillationTrainer, "train", boom)
+    out = tmp_path / "out"
+    argv = ["--teacher_name_or_path", qa_setup["teacher"], "--train_file", qa_setup["train"], "--validation_file"]
+    argv += [qa_setup["dev"], "--output_dir", str(out), *QA_FAST, *flags]
+    assert run_main(main, argv) == 2
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("nlp-transfer: error:")]
+    assert len(lines) == 1 and expected in lines[0] and "Traceback" not in err, err[-2000:]
+    assert not out.exists() or not os.listdir(out)

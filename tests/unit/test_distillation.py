@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from nlp_transfer import distillation as D
+from nlp_transfer.distillation import align_labels as _align
 from nlp_transfer.errors import NLPTransferError
-from nlp_transfer.recipes.distill import _align
 
 
 def _softmax(xs):
