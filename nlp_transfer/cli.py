@@ -30,6 +30,8 @@ def setup_logging(main_process: bool = True) -> None:
 
 def run_main(main: Callable[[list[str] | None], dict], argv: list[str] | None = None) -> int:
     """Run a recipe's ``main`` and turn user errors into one line on stderr and exit status 2."""
+    from .artifacts.folder import release_all
+
     try:
         main(argv)
     except NLPTransferError as e:
@@ -41,6 +43,8 @@ def run_main(main: Callable[[list[str] | None], dict], argv: list[str] | None = 
     except KeyboardInterrupt:
         print("nlp-transfer: interrupted; resume with --resume_from_checkpoint true", file=sys.stderr)
         return 130
+    finally:
+        release_all()  # the output folder's lock, however the run ended
     return 0
 
 

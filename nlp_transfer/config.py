@@ -267,6 +267,11 @@ class DataArguments:
 
     def __post_init__(self):
         _at_least("max_seq_length", self.max_seq_length, 2)
+        if self.text_pair_column and self.text_pair_column == self.text_column:
+            raise NLPTransferError(
+                f"--text_pair_column and --text_column are both '{self.text_column}': the pair column is the second "
+                "text (e.g. the hypothesis of an NLI pair); name another column, or drop --text_pair_column"
+            )
         _fraction("validation_split", self.validation_split)
         _fraction("test_split", self.test_split)
         for name in ("max_train_samples", "max_eval_samples", "max_test_samples"):
@@ -372,6 +377,27 @@ class TransferTrainingArguments(TrainingArguments):
             "Default: the license the base model's card declares, when that card is on disk."
         },
     )
+
+    def __post_init__(self):
+        # checked here, at parse time, so a bad value fails before --overwrite_output_dir clears anything
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+            _at_least(name, getattr(self, name), 1)
+        if self.learning_rate <= 0:
+            raise NLPTransferError(f"--learning_rate must be > 0, got {self.learning_rate}")
+        if self.max_steps <= 0 and self.num_train_epochs <= 0:
+            raise NLPTransferError(
+                f"--num_train_epochs must be > 0 (got {self.num_train_epochs}): a run that trains no step would "
+                "publish the untrained model; set --num_train_epochs or --max_steps"
+            )
+        for name in ("weight_decay", "max_grad_norm", "warmup_steps", "dataloader_num_workers"):
+            value = getattr(self, name, 0) or 0
+            if value < 0:
+                raise NLPTransferError(f"--{name} must be >= 0, got {value}")
+        if not 0 <= self.label_smoothing_factor < 1:
+            raise NLPTransferError(f"--label_smoothing_factor must be in [0, 1), got {self.label_smoothing_factor}")
+        if self.output_dir is not None and not str(self.output_dir).strip():
+            raise NLPTransferError("--output_dir is empty: give the folder the run should write")
+        super().__post_init__()
 
 
 def _dataclass_keys(types) -> set[str]:

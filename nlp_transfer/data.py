@@ -79,9 +79,14 @@ def check_file(path: str, what: str) -> None:
         raise NLPTransferError(f"{what} {path} could not be read ({e}): check the file is not corrupt") from None
 
 
+_GENERIC = ("An error occurred while generating the dataset",)
+
+
 def short_error(e: BaseException) -> str:
-    while e.__cause__ is not None and not str(e).strip():
-        e = e.__cause__
+    """The first line of an exception's message, from the cause that says what went wrong: `datasets` wraps a
+    parser's "Expected 1 fields in line 3, saw 2" in a generic "An error occurred while generating the dataset"."""
+    while (e.__cause__ or e.__context__) is not None and (not str(e).strip() or str(e).strip().startswith(_GENERIC)):
+        e = e.__cause__ or e.__context__
     text = str(e).strip().splitlines()
     return text[0][:300] if text else type(e).__name__
 
@@ -341,18 +346,37 @@ def prepare_classification(
         `(DatasetDict, LabelInfo)`.
     """
     _check_split_options(raw, validation_split, test_split)
-    out = _usable_splits(raw, text_column, text_pair_column, label_column)
+    out = _strip_labels(_usable_splits(raw, text_column, text_pair_column, label_column))
     problem_type = _resolve_problem_type(out["train"], problem_type, label_separator)
     names, encode, new_feature = _label_encoding(out, problem_type, label_separator, class_names)
     info = LabelInfo(problem_type=problem_type, names=names)
     dd = _encode_labels(out, encode, new_feature)
     _hold_out_splits(dd, validation_split, test_split, problem_type, seed)
     _take_subsets(dd, seed, {"train": max_train_samples, "validation": max_eval_samples, "test": max_test_samples})
-    _check_final_splits(dd, problem_type)
+    _check_final_splits(dd, problem_type, names, max_train_samples)
     return dd, info
 
 
 # ---- columns: which splits count, the wanted columns present, renamed and holding values
+def _strip_labels(out: dict) -> dict:
+    """String labels without surrounding whitespace (``"pos "`` is ``"pos"``: one class, not two), said once."""
+    stripped = {}
+    for split, ds in out.items():
+        if getattr(ds.features["label"], "dtype", None) not in ("string", "large_string"):
+            stripped[split] = ds
+            continue
+        changed = sum(1 for v in ds["label"] if isinstance(v, str) and v != v.strip())
+        if changed:
+            logger.warning("%s: %d label(s) had spaces around them; stripped (e.g. 'pos ' is 'pos')", split, changed)
+            ds = ds.map(
+                lambda b: {"label": [v.strip() if isinstance(v, str) else v for v in b["label"]]},
+                batched=True,
+                desc=f"Stripping {split} labels",
+            )
+        stripped[split] = ds
+    return stripped
+
+
 def _check_split_options(raw: DatasetDict, validation_split: float, test_split: float) -> None:
     """Fail early on a dataset without a train split, or held-out fractions outside [0, 1) or summing to 1 or more."""
     if "train" not in raw:
@@ -398,9 +422,16 @@ def _check_columns(
             text_pair_column: "--text_pair_column",
             label_column: "--label_column",
         }
+        names = ds.column_names
+        sep = next((c for c in ";\t|" if len(names) == 1 and c in names[0]), None)
+        hint = (
+            f": the file looks {sep!r}-separated; csv files must be comma-separated (save it with commas, or as .tsv "
+            "for tabs)"
+            if sep
+            else f" (choose one with {flag[missing[0]]})"
+        )
         raise NLPTransferError(
-            f"column '{missing[0]}' not found in the {split} split; its columns are: {', '.join(ds.column_names)} "
-            f"(choose one with {flag[missing[0]]})"
+            f"column '{missing[0]}' not found in the {split} split; its columns are: {', '.join(names)}{hint}"
         )
 
 
@@ -589,13 +620,26 @@ def _take_subsets(dd: DatasetDict, seed: int, max_samples: dict[str, int | None]
                 dd[split] = dd[split].shuffle(seed=seed).select(range(n))
 
 
-def _check_final_splits(dd: DatasetDict, problem_type: str) -> None:
-    """Fail on a split left empty, or single-label training rows left with one class."""
+def _check_final_splits(dd: DatasetDict, problem_type: str, names: list | None, max_train_samples: int | None) -> None:
+    """Fail on a split left empty, single-label training rows left with one class, or a class that only the held-out
+    splits hold (a class with one example lands in validation: the model would never train on it)."""
     for split, ds in dd.items():
         if len(ds) == 0:
             raise NLPTransferError(f"the {split} split is empty after splitting: use more data or a larger fraction")
-    if problem_type == "single_label_classification" and len(set(dd["train"]["label"])) < 2:
-        raise NLPTransferError("the training rows left after sampling hold a single class: raise --max_train_samples")
+    if problem_type != "single_label_classification":
+        return
+    in_train = set(dd["train"]["label"])
+    fix = "raise --max_train_samples" if max_train_samples is not None else "add training rows of other classes"
+    if len(in_train) < 2:
+        raise NLPTransferError(f"the training rows left after splitting and sampling hold a single class: {fix}")
+    for split in ("validation", "test"):
+        missing = sorted({int(v) for v in dd[split]["label"]} - in_train) if split in dd else []
+        if missing:
+            shown = ", ".join(str(names[i]) if names else str(i) for i in missing[:10])
+            raise NLPTransferError(
+                f"class(es) {shown} have no training rows left after holding out the {split} split (too few "
+                "examples: a class needs at least 2): add examples of them, or drop those rows"
+            )
 
 
 def _label_values_batch(values: list, sep: str | None) -> list[list[str]]:

@@ -64,11 +64,45 @@ def load_error(name: str, e: Exception) -> NLPTransferError:
     )
 
 
-def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False, revision: str = "main"):
-    """Load a tokenizer and give it a pad token if it has none (GPT-style decoders): eos, else unk."""
+def _safetensors_error() -> type[Exception]:
+    try:
+        from safetensors import SafetensorError
+    except ImportError:  # older safetensors
+        from safetensors_rust import SafetensorError
+    return SafetensorError
+
+
+# what loading a checkpoint raises for a broken or unreachable one (a truncated or empty model.safetensors raises
+# SafetensorError); every load site turns these into `load_error`'s one line
+LOAD_ERRORS = (OSError, ValueError, ImportError, _safetensors_error())
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
+
+
+def check_tokenizer_files(folder: str, hint: str = "or pass --tokenizer_name <the base model>") -> None:
+    """Refuse a local checkpoint folder without tokenizer files: transformers would build a 5-token tokenizer from
+    the config alone and every word would train as [UNK]."""
+    names = set(os.listdir(folder))
+    if not names & set(_TOKENIZER_FILES) and not any(n.endswith(".model") for n in names):
+        raise NLPTransferError(
+            f"{folder} holds no tokenizer files ({', '.join(_TOKENIZER_FILES[:3])}, ...): save the base model's "
+            f"tokenizer into it (tokenizer.save_pretrained({folder!r})), {hint}"
+        )
+
+
+def load_tokenizer(
+    name_or_path: str,
+    *,
+    trust_remote_code: bool = False,
+    revision: str = "main",
+    hint: str = "or pass --tokenizer_name <the base model>",
+):
+    """Load a tokenizer and give it a pad token if it has none (GPT-style decoders): eos, else unk. A local folder
+    must hold tokenizer files (``hint`` says what else the user can do)."""
+    if os.path.isdir(name_or_path):
+        check_tokenizer_files(name_or_path, hint)
     try:
         tok = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, revision=revision)
-    except (OSError, ValueError, ImportError) as e:
+    except LOAD_ERRORS as e:
         raise load_error(name_or_path, e) from None
     if tok.pad_token is None:
         fallback = tok.eos_token or tok.unk_token
@@ -116,7 +150,7 @@ def load_sequence_classifier(
             )
         finally:
             hf_logging.set_verbosity(verbosity)
-    except (OSError, ValueError, ImportError) as e:
+    except LOAD_ERRORS as e:
         raise load_error(name_or_path, e) from None
     except KeyError as e:  # unknown model_type in an old/new config
         raise NLPTransferError(f"{name_or_path}: this transformers version does not know model type {e}") from None

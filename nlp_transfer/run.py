@@ -110,6 +110,8 @@ def start(
         overwrite=training_args.overwrite_output_dir,
         resume_from_checkpoint=training_args.resume_from_checkpoint,
     )
+    if training_args.process_index == 0:  # one owner per run, also under torchrun
+        folder.claim_output_dir(training_args.output_dir)
     model_name = next((a.model_name_or_path for a in args if hasattr(a, "model_name_or_path")), None)
     model_path = resolve_model_path(model_name) if model_name else None  # fail fast on a mistyped path
     set_seed(training_args.seed)
@@ -216,6 +218,7 @@ def finish(
     logger.info(
         "trained in %.0f s; output written to %s", metrics.get("train_runtime", 0), os.path.abspath(run.output_dir)
     )
+    folder.release_output_dir(run.output_dir)
     metrics["output_dir"] = run.output_dir
     return metrics
 

@@ -104,7 +104,7 @@ def _pretrained_student(path: str, name: str, tokenizer, teacher, *, task: str, 
     names = label_names(teacher.config)
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as e:
+    except modeling.LOAD_ERRORS as e:
         raise modeling.load_error(name, e) from None
     if has_trained_labels(config) and config.num_labels > 1:
         own = label_names(config)
@@ -144,7 +144,9 @@ def load_pair(args, *, task: str = "classification") -> Pair:
         attn_implementation=attn,
         task=task,
     )
-    teacher_tok = load_tokenizer(teacher_dir, trust_remote_code=trust)
+    teacher_tok = load_tokenizer(
+        teacher_dir, trust_remote_code=trust, hint="or distil from the run's own output folder"
+    )
     n_teacher = num_hidden_layers(teacher.config)
     logger.info(
         "teacher: %s (%s, %d layers, %s parameters)", args.teacher_name_or_path, info["kind"], n_teacher,
@@ -156,7 +158,7 @@ def load_pair(args, *, task: str = "classification") -> Pair:
         student, student_tok = student_from_teacher(teacher, kept), teacher_tok
         label = f"{args.teacher_name_or_path} (layers {','.join(map(str, kept))})"
     else:
-        student_tok = load_tokenizer(student_path, trust_remote_code=trust)
+        student_tok = load_tokenizer(student_path, trust_remote_code=trust, hint="or choose a student that has them")
         student = _pretrained_student(
             student_path, args.student_name_or_path, student_tok, teacher, task=task, trust_remote_code=trust
         )

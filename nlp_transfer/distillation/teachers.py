@@ -49,9 +49,25 @@ def _check_adapter_task(adapter_cfg_path: str, where: str, task: str) -> None:
         )
 
 
+def check_finished_teacher(path: str) -> None:
+    """Refuse an unfinished nlp_transfer run as a teacher (its folder has the run's files but no ``metrics.json``,
+    which is written last): its weights may be a half-published or an older run's. Other checkpoints pass."""
+    from ..artifacts.folder import FINISHED_MARKER, RUN_CONFIG_FILE, STAGING_NAME
+
+    if not os.path.isdir(path) or os.path.isfile(os.path.join(path, FINISHED_MARKER)):
+        return
+    names = set(os.listdir(path))
+    if RUN_CONFIG_FILE in names or STAGING_NAME in names or any(n.startswith("checkpoint-") for n in names):
+        raise NLPTransferError(
+            f"the teacher {path} is an unfinished nlp_transfer run (no {FINISHED_MARKER}): finish it with "
+            "--resume_from_checkpoint true, or distil from a finished run"
+        )
+
+
 def _teacher_folder(path: str) -> tuple[str, bool]:
     """``(path, is_adapter)``: whether ``path`` is an adapter-only folder; a LoRA run's folder that holds a
     ``merged/`` copy loads as that full model."""
+    check_finished_teacher(path)
     is_adapter = os.path.isdir(path) and os.path.isfile(os.path.join(path, "adapter_config.json"))
     if is_adapter and os.path.isfile(os.path.join(path, "merged", "config.json")):
         return os.path.join(path, "merged"), False  # the run already wrote a merged copy
@@ -62,11 +78,11 @@ def _teacher_config(name_or_path: str, path: str, *, is_adapter: bool, task: str
     """The teacher's config, checked to be a classifier's (``task="qa"``: an extractive QA model's)."""
     from transformers import AutoConfig
 
-    from ..modeling import load_error
+    from ..modeling import LOAD_ERRORS, load_error
 
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as e:
+    except LOAD_ERRORS as e:
         if is_adapter:
             raise NLPTransferError(
                 f"the teacher adapter {name_or_path} has no config.json with its label names: distil from the "
@@ -82,12 +98,12 @@ def _teacher_config(name_or_path: str, path: str, *, is_adapter: bool, task: str
 
 def _load_full_teacher(auto, name_or_path: str, path: str, config, *, task: str, kwargs: dict) -> nn.Module:
     """A full checkpoint, refused when its head (or any other weight) is missing."""
-    from ..modeling import load_error
+    from ..modeling import LOAD_ERRORS, load_error
 
     head_names = ("qa_outputs",) if task == "qa" else ("classifier", "score")
     try:
         model, loading = auto.from_pretrained(path, config=config, output_loading_info=True, **kwargs)
-    except (OSError, ValueError, ImportError) as e:
+    except LOAD_ERRORS as e:
         raise load_error(name_or_path, e) from None
     missing = list(loading.get("missing_keys", []))
     head_missing = [k for k in missing if any(h in k for h in head_names)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from ..errors import NLPTransferError
-from ..modeling import load_error
+from ..modeling import LOAD_ERRORS, load_error
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def load_qa_model(
     if config is None:
         try:
             config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, revision=revision)
-        except (OSError, ValueError, ImportError) as e:
+        except LOAD_ERRORS as e:
             raise load_error(name_or_path, e) from None
         except KeyError as e:
             raise NLPTransferError(f"{name_or_path}: this transformers version does not know model type {e}") from None
@@ -72,7 +72,7 @@ def load_qa_model(
                 type(model).__name__,
                 model.base_model_prefix,
             )
-    except (OSError, ValueError, ImportError) as e:
+    except LOAD_ERRORS as e:
         raise load_error(name_or_path, e) from None
     finally:
         hf_logging.set_verbosity(verbosity)

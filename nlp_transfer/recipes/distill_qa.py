@@ -57,7 +57,15 @@ def main(argv: list[str] | None) -> dict:
     qa.check_window_budget(pair.teacher_tok, teacher_len, stride)
 
     # ---- 3. data and windows (the QA recipe's loading, checks and by-article split)
-    dd, split_note = qa.load_from_args(data_args, seed=training_args.seed)
+    try:
+        dd, split_note = qa.load_from_args(data_args, seed=training_args.seed)
+    except NLPTransferError as e:  # e.g. a classification csv given to a QA teacher: say why QA data is expected
+        if "column" not in str(e) and "answers" not in str(e):
+            raise
+        raise NLPTransferError(
+            f"the teacher {dist_args.teacher_name_or_path} is a question-answering model, so distill reads "
+            f"SQuAD-format data (context, question, answers): {e}"
+        ) from None
     with training_args.main_process_first(desc="windowing"):
         feats = {
             split: qa.prepare_features(ds, pair.student_tok, max_seq_length=max_len, doc_stride=stride, split=split)
