@@ -1,7 +1,7 @@
 """Command line: ``nlp-transfer <recipe> [options]`` and the error handling every recipe entry point shares.
 
 A user-caused problem (`NLPTransferError`) prints one line, ``nlp-transfer: error: <problem and fix>``, and exits
-with status 2: never a traceback.
+with status 2: never a traceback. Every message is passed through `redact` first: no token is ever printed.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from .errors import NLPTransferError, RunInterrupted
+from .errors import NLPTransferError, RunInterrupted, redact
 
 RECIPES = {
     "classify": "nlp_transfer.recipes.classify",
@@ -35,10 +35,10 @@ def run_main(main: Callable[[list[str] | None], dict], argv: list[str] | None = 
     try:
         main(argv)
     except NLPTransferError as e:
-        print(f"nlp-transfer: error: {e}", file=sys.stderr)
+        print(f"nlp-transfer: error: {redact(e)}", file=sys.stderr)
         return 2
     except RunInterrupted as e:
-        print(f"nlp-transfer: {e}", file=sys.stderr)
+        print(f"nlp-transfer: {redact(e)}", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
         print("nlp-transfer: interrupted; resume with --resume_from_checkpoint true", file=sys.stderr)

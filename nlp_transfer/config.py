@@ -20,7 +20,7 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from . import strategies
-from .errors import NLPTransferError
+from .errors import NLPTransferError, redact
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -408,7 +408,7 @@ class _Parser(HfArgumentParser):
     """HfArgumentParser whose errors become NLPTransferError (one line, no usage dump)."""
 
     def error(self, message):  # argparse calls this for bad values and unknown choices
-        raise NLPTransferError(f"{message} (see --help)")
+        raise NLPTransferError(f"{redact(message)} (see --help)")
 
 
 def read_yaml(path: str) -> dict[str, Any]:
@@ -571,7 +571,7 @@ def parse_args(
         flags = [r for r in remaining if r.startswith("-")] or remaining
         close = difflib.get_close_matches(flags[0].lstrip("-").replace("-", "_"), known, n=1)
         hint = f" (did you mean --{close[0]}?)" if close else ""
-        raise NLPTransferError(f"unknown argument(s): {' '.join(remaining)}{hint}; see --help")
+        raise NLPTransferError(f"unknown argument(s): {redact(' '.join(remaining))}{hint}; see --help")
     explicit = set(file_values) | _explicit_flags(argv, known)
     return tuple(instances), explicit
 

@@ -20,6 +20,7 @@ from datasets import ClassLabel, DatasetDict, Sequence, Value
 
 from . import assets
 from .errors import NLPTransferError
+from .network import require_hub
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +158,8 @@ def load_raw_datasets(
             loaded = None
         if isinstance(loaded, DatasetDict):
             return rename_splits(loaded)
+    if not os.path.exists(name):  # a Hub id: fail in seconds, not a minute of retries, without a network
+        require_hub(name, "dataset", cache_dir)
     try:
         loaded = datasets.load_dataset(name, dataset_config_name, cache_dir=cache_dir)
     except Exception as e:  # noqa: BLE001 - network, auth, unknown id, missing config

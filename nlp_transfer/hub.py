@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .artifacts import FINISHED_MARKER, ROUNDTRIP_FILE, STAGING_NAME
-from .errors import NLPTransferError
+from .errors import NLPTransferError, redact
 from .tasks import verify_recorded
 
 logger = logging.getLogger(__name__)
@@ -87,12 +87,15 @@ def require_token() -> None:
         )
 
 
+TOKEN_REFUSED = (
+    "a token on the command line or in a config file (--hub_token) is not accepted: it would end up in shell "
+    "history and logs; set HF_TOKEN in the environment or run `hf auth login` instead"
+)
+
+
 def refuse_token_argument(training_args) -> None:
     if getattr(training_args, "hub_token", None):
-        raise NLPTransferError(
-            "--hub_token is not accepted (it would end up in shell history and logs): set HF_TOKEN in the "
-            "environment or run `hf auth login` instead"
-        )
+        raise NLPTransferError(TOKEN_REFUSED)
 
 
 def plan_push(training_args) -> PushTarget | None:
@@ -200,7 +203,7 @@ def _scrub(text: str) -> str:
     from huggingface_hub import get_token
 
     token = get_token()
-    text = " ".join(str(text).split())
+    text = redact(" ".join(str(text).split()))
     return text.replace(token, "***") if token else text
 
 
@@ -320,7 +323,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     from .cli import setup_logging
 
-    parser = argparse.ArgumentParser(
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):  # one line, no usage dump, nothing of the command line that could be a token
+            raise NLPTransferError(f"{redact(message)} (see `nlp-transfer push --help`)")
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a.split("=", 1)[0] in ("--hub_token", "--token") for a in argv):
+        raise NLPTransferError(TOKEN_REFUSED)
+    parser = Parser(
         prog="nlp-transfer push",
         description="Push a finished run's output folder to a model hub, after reloading it and checking its "
         "predictions. The token comes from HF_TOKEN or `hf auth login`; HF_ENDPOINT selects another server.",

@@ -13,6 +13,7 @@ from transformers import logging as hf_logging
 
 from . import assets
 from .errors import NLPTransferError
+from .network import require_hub
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ def resolve_model_path(name_or_path: str) -> str:
     )
     if looks_like_path:
         raise NLPTransferError(f"model path does not exist: {name_or_path} (check --model_name_or_path)")
+    require_hub(name_or_path)  # seconds, not a minute of retries, without a network
     return name_or_path
 
 
