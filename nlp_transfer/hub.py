@@ -39,13 +39,13 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .artifacts import FINISHED_MARKER, ROUNDTRIP_FILE, STAGING_NAME
+from .artifacts.folder import FINISHED_MARKER, LOCK_NAME, ROUNDTRIP_FILE, STAGING_NAME
 from .errors import NLPTransferError, redact
 from .tasks import verify_recorded
 
 logger = logging.getLogger(__name__)
 
-PUSH_IGNORE = ("checkpoint-*", STAGING_NAME, ROUNDTRIP_FILE)
+PUSH_IGNORE = ("checkpoint-*", STAGING_NAME, LOCK_NAME, ROUNDTRIP_FILE)
 PLACEHOLDER = "PATH_OR_REPO"
 ENV_TIMEOUT = "NLP_TRANSFER_HUB_TIMEOUT"
 ENV_RETRIES = "NLP_TRANSFER_HUB_RETRIES"
