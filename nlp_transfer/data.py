@@ -632,9 +632,11 @@ def _check_final_splits(dd: DatasetDict, problem_type: str, names: list | None, 
     if problem_type != "single_label_classification":
         return
     in_train = set(dd["train"]["label"])
-    fix = "raise --max_train_samples" if max_train_samples is not None else "add training rows of other classes"
+    fix = "raise --max_train_samples" if max_train_samples is not None else "add training rows of at least two classes"
     if len(in_train) < 2:
-        raise NLPTransferError(f"the training rows left after splitting and sampling hold a single class: {fix}")
+        raise NLPTransferError(
+            f"the {len(dd['train'])} training row(s) left after splitting and sampling hold a single class: {fix}"
+        )
     for split in ("validation", "test"):
         missing = sorted({int(v) for v in dd[split]["label"]} - in_train) if split in dd else []
         if missing:

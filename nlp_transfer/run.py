@@ -28,6 +28,7 @@ from .artifacts import distributed, folder, report
 from .artifacts.saving import MERGED_DIR, save_model
 from .cli import setup_logging
 from .config import StrategyArguments, parse_args, to_serialisable
+from .errors import NLPTransferError
 from .modeling import resolve_model_path
 
 logger = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ def start(
         overwrite=training_args.overwrite_output_dir,
         resume_from_checkpoint=training_args.resume_from_checkpoint,
     )
+    _refuse_writing_over_inputs(training_args.output_dir, args)
     if training_args.process_index == 0:  # one owner per run, also under torchrun
         folder.claim_output_dir(training_args.output_dir)
     model_name = next((a.model_name_or_path for a in args if hasattr(a, "model_name_or_path")), None)
@@ -119,6 +121,19 @@ def start(
         name, args, training_args, explicit, strategy, strategy_args, task, training_args.output_dir, resume, push,
         model_path,
     )  # fmt: skip
+
+
+def _refuse_writing_over_inputs(output_dir: str, args: tuple) -> None:
+    """The output folder must not be a checkpoint the run reads (overwriting the model it fine-tunes, or the teacher
+    it distils, would destroy it mid-run: LoRA export reloads the base from there)."""
+    out = os.path.realpath(output_dir)
+    for a in args:
+        for name in ("model_name_or_path", "teacher_name_or_path", "student_name_or_path", "tokenizer_name"):
+            value = getattr(a, name, None)
+            if value and os.path.isdir(value) and os.path.realpath(value) == out:
+                raise NLPTransferError(
+                    f"--output_dir {output_dir} is the --{name} this run reads: write the new model to another folder"
+                )
 
 
 def train(run: Run, trainer, splits: dict, *, before_evaluate: Callable[[str], None] | None = None) -> dict:

@@ -130,6 +130,19 @@ def test_empty_or_uncreatable_output_dir(output_dir, expected, tmp_path):
     one_error_line(recipe("classify", *base_args("classify", tmp_path), "--output_dir", output_dir), expected)
 
 
+def test_overwriting_the_model_being_fine_tuned_is_refused(tiny_bert, sentiment_files, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_bert, model)
+    before = sorted(p.name for p in model.iterdir())
+    train, _ = sentiment_files
+    r = recipe(
+        "classify", "--model_name_or_path", str(model), "--train_file", train, "--output_dir", str(model),
+        "--overwrite_output_dir",
+    )  # fmt: skip
+    one_error_line(r, "is the --model_name_or_path this run reads")
+    assert sorted(p.name for p in model.iterdir()) == before
+
+
 # ------------------------------------------------------------------------------ silent garbage, refused instead
 def test_model_folder_without_tokenizer_files_is_refused(tiny_bert, sentiment_files, tmp_path):
     model = tmp_path / "no-tokenizer"
