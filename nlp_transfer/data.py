@@ -354,9 +354,9 @@ def prepare_classification(
     names, encode, new_feature = _label_encoding(out, problem_type, label_separator, class_names)
     info = LabelInfo(problem_type=problem_type, names=names)
     dd = _encode_labels(out, encode, new_feature)
-    _hold_out_splits(dd, validation_split, test_split, problem_type, seed)
+    held = _hold_out_splits(dd, validation_split, test_split, problem_type, seed)
     _take_subsets(dd, seed, {"train": max_train_samples, "validation": max_eval_samples, "test": max_test_samples})
-    _check_final_splits(dd, problem_type, names, max_train_samples)
+    _check_final_splits(dd, problem_type, names, max_train_samples, held)
     return dd, info
 
 
@@ -590,13 +590,18 @@ def _encode_labels(out: dict, encode, new_feature) -> DatasetDict:
 # ---- held-out splits (seeded, stratified by class for single-label data) and subsets
 def _hold_out_splits(
     dd: DatasetDict, validation_split: float, test_split: float, problem_type: str, seed: int
-) -> None:
-    """Hold the missing test, then validation split out of train, in place; validation's fraction is of the whole."""
+) -> list[str]:
+    """Hold the missing test, then validation split out of train, in place; validation's fraction is of the whole.
+    Returns the names of the splits held out."""
+    held = []
     if "test" not in dd and test_split > 0:
         dd["train"], dd["test"] = _hold_out(dd["train"], test_split, "test", problem_type, seed)
+        held.append("test")
     if "validation" not in dd and validation_split > 0:
         frac = validation_split / (1 - test_split) if "test" in dd and test_split > 0 else validation_split
         dd["train"], dd["validation"] = _hold_out(dd["train"], frac, "validation", problem_type, seed)
+        held.append("validation")
+    return held
 
 
 def _hold_out(ds, fraction: float, name: str, problem_type: str, seed: int):
@@ -623,9 +628,12 @@ def _take_subsets(dd: DatasetDict, seed: int, max_samples: dict[str, int | None]
                 dd[split] = dd[split].shuffle(seed=seed).select(range(n))
 
 
-def _check_final_splits(dd: DatasetDict, problem_type: str, names: list | None, max_train_samples: int | None) -> None:
-    """Fail on a split left empty, single-label training rows left with one class, or a class that only the held-out
-    splits hold (a class with one example lands in validation: the model would never train on it)."""
+def _check_final_splits(
+    dd: DatasetDict, problem_type: str, names: list | None, max_train_samples: int | None, held: list[str]
+) -> None:
+    """Fail on a split left empty, single-label training rows left with one class, or a class that only a split
+    held out of train holds (a class with one example lands in validation: the model would never train on it).
+    A validation *file* may name a class train lacks when the label scheme defines it (sentiment warns)."""
     for split, ds in dd.items():
         if len(ds) == 0:
             raise NLPTransferError(f"the {split} split is empty after splitting: use more data or a larger fraction")
@@ -637,8 +645,8 @@ def _check_final_splits(dd: DatasetDict, problem_type: str, names: list | None, 
         raise NLPTransferError(
             f"the {len(dd['train'])} training row(s) left after splitting and sampling hold a single class: {fix}"
         )
-    for split in ("validation", "test"):
-        missing = sorted({int(v) for v in dd[split]["label"]} - in_train) if split in dd else []
+    for split in held:
+        missing = sorted({int(v) for v in dd[split]["label"]} - in_train)
         if missing:
             shown = ", ".join(str(names[i]) if names else str(i) for i in missing[:10])
             raise NLPTransferError(

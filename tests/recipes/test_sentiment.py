@@ -227,7 +227,7 @@ def test_user_errors_are_one_line(case, expected, tiny_bert, tmp_path):
     args = {
         "topic_labels": [],
         "scores": [],
-        "pairs": ["--text_pair_column", "text"],
+        "pairs": ["--text_pair_column", "hypothesis"],
         "bad_head_fraction": ["--head_fraction", "1.5"],
         "bad_stride": ["--long_text", "windows", "--window_stride", "100", "--max_seq_length", "16"],
         "missing_label_column": ["--label_column", "stars"],
