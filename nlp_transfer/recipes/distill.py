@@ -67,25 +67,6 @@ def _qa_teacher(argv: list[str]) -> bool:
     return task == tasks.QUESTION_ANSWERING.name
 
 
-def _read_unlabeled(path: str, text_column: str) -> list[str]:
-    if path.endswith((".txt", ".txt.gz")):
-        import gzip
-
-        with (gzip.open if path.endswith(".gz") else open)(path, "rt", encoding="utf-8") as f:
-            texts = [line.strip() for line in f if line.strip()]
-    else:
-        raw = data.load_raw_datasets(train_file=path)["train"]
-        if text_column not in raw.column_names:
-            raise NLPTransferError(
-                f"--unlabeled_file {path} has no column '{text_column}' (columns: {', '.join(raw.column_names)}): "
-                "name the text column with --text_column"
-            )
-        texts = [t.strip() for t in raw[text_column] if isinstance(t, str) and t.strip()]
-    if not texts:
-        raise NLPTransferError(f"--unlabeled_file {path} holds no text")
-    return texts
-
-
 def main(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "-h" not in argv and "--help" not in argv and _qa_teacher(argv):
@@ -127,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     if dist_args.unlabeled_file:
         if "text_pair" in dd["train"].column_names:
             raise NLPTransferError("--unlabeled_file is for single-text tasks; sentence pairs need labelled pairs")
-        extra = _read_unlabeled(dist_args.unlabeled_file, data_args.text_column)
+        extra = data.read_texts(dist_args.unlabeled_file, data_args.text_column, flag="--unlabeled_file")
         unlabelled = Dataset.from_dict({"text": extra, "label": [-100] * len(extra)}, features=dd["train"].features)
         dd["train"] = concatenate_datasets([dd["train"], unlabelled])
         logger.info("unlabelled: %d texts from %s (teacher soft labels only)", len(extra), dist_args.unlabeled_file)
