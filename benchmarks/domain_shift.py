@@ -184,7 +184,7 @@ def main():
     result = {"machine": accuracy.machine(), "smoke": a.smoke, "summary": summarise(runs), "runs": runs}
     if not a.smoke:
         accuracy.save(result, a.out)
-    print(json.dumps(result["summary"], indent=1))
+    print(json.dumps(result["summary"]))
 
 
 if __name__ == "__main__":

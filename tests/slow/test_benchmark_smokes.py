@@ -73,3 +73,12 @@ def test_flops_smoke():
     out = _run(str(REPO / "benchmarks" / "flops.py"), "--smoke")
     runs = json.loads(out.strip().splitlines()[-1])
     assert set(runs) == {"plain", "dynamic", "recipe"} and all(r["achieved_gflops"] > 0 for r in runs.values())
+
+
+@pytest.mark.slow
+def test_domain_shift_smoke():
+    _need_shared()
+    out = _run(str(REPO / "benchmarks" / "domain_shift.py"), "--smoke", "--seeds", "42")
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert set(summary) == {"source_only", "tapt", "dann", "consistency", "self_train", "tapt_dann", "in_domain"}
+    assert all(0 <= row["accuracy"]["mean"] <= 1 for row in summary.values())
