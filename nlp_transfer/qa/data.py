@@ -33,7 +33,7 @@ import random
 import datasets
 from datasets import Dataset, DatasetDict, Features, Value
 
-from ..data import check_file, file_format, rename_splits, short_error
+from ..data import check_file, file_format, load_hub_dataset, short_error
 from ..errors import NLPTransferError
 
 logger = logging.getLogger(__name__)
@@ -252,16 +252,13 @@ def load_qa_datasets(
                 raise NLPTransferError(f"could not parse {what} {path} as {builder}: {short_error(e)}") from None
             out[split] = _canonical(raw, split, columns)
         return DatasetDict(out)
-    try:
-        loaded = datasets.load_dataset(dataset_name, dataset_config_name, cache_dir=cache_dir)
-    except Exception as e:  # noqa: BLE001 - network, auth, unknown id, missing config
-        raise NLPTransferError(
-            f"could not load dataset '{dataset_name}' from the Hugging Face Hub ({short_error(e)}); offline, "
-            "pass local SQuAD json or flat rows with --train_file/--validation_file"
-        ) from None
-    if not isinstance(loaded, DatasetDict):
-        loaded = DatasetDict({"train": loaded})
-    for split, ds in rename_splits(loaded).items():
+    loaded = load_hub_dataset(
+        dataset_name,
+        dataset_config_name,
+        cache_dir=cache_dir,
+        offline="pass local SQuAD json or flat rows with --train_file/--validation_file",
+    )
+    for split, ds in loaded.items():
         if split in ("train", "validation", "test"):
             out[split] = _canonical(ds, split, columns)
     return DatasetDict(out)

@@ -9,7 +9,7 @@ import pytest
 from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer, EvalPrediction
 
-from nlp_transfer import data, sentiment
+from nlp_transfer import assets, data, sentiment
 from nlp_transfer.errors import NLPTransferError
 
 
@@ -162,7 +162,7 @@ def test_text_folder_without_train_is_refused(tmp_path):
 
 
 def test_builtin_crowdflower_tweets():
-    path = data.assets.builtin_dataset_file("crowdflower_tweets")
+    path = assets.builtin_dataset_file("crowdflower_tweets")
     with open(path, encoding="utf-8") as f:
         rows = [json.loads(line) for line in f]
     assert len(rows) > 35000
