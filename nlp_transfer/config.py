@@ -278,6 +278,83 @@ class DataArguments:
             _at_least(name, getattr(self, name), 1)
 
 
+DOMAIN_METHODS = ("none", "dann", "consistency")
+
+
+@dataclass
+class DomainArguments:
+    """Domain adaptation while fine-tuning (classify, sentiment): the labelled rows are the source domain, unlabelled
+    ``--target_file`` text the target domain (``nlp_transfer.domain``)."""
+
+    domain_adaptation: str = field(
+        default="none",
+        metadata={
+            "help": "none: plain fine-tuning. dann: a domain discriminator on the features the head reads, trained "
+            "through a gradient-reversal layer so source and target features become indistinguishable (Ganin & "
+            "Lempitsky 2015). consistency: on target text, the prediction of a second stochastic view (dropout, "
+            "optional token masking) is pulled towards the first (KL).",
+            "choices": list(DOMAIN_METHODS),
+        },
+    )
+    target_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Unlabelled target-domain text: .txt (one text per line, optionally .gz), csv/tsv/json/jsonl/"
+            "parquet (its --text_column), or a <split>/<label>/*.txt folder or archive (labels ignored)."
+        },
+    )
+    adversarial_weight: float = field(
+        default=1.0, metadata={"help": "dann: weight of the domain-discriminator loss (>= 0)."}
+    )
+    consistency_weight: float = field(
+        default=1.0, metadata={"help": "consistency: weight of the KL between the two target views (>= 0)."}
+    )
+    consistency_mask_probability: float = field(
+        default=0.0,
+        metadata={
+            "help": "consistency: share of the second view's tokens replaced by the mask token (unk when the "
+            "tokenizer has none), in [0, 1); 0 = the views differ by dropout alone."
+        },
+    )
+    target_batch_size: int | None = field(
+        default=None, metadata={"help": "Target texts per step and device (default: --per_device_train_batch_size)."}
+    )
+    discriminator_hidden: int = field(default=256, metadata={"help": "dann: hidden width of the discriminator MLP."})
+
+    def __post_init__(self):
+        if self.domain_adaptation not in DOMAIN_METHODS:
+            raise NLPTransferError(
+                f"unknown --domain_adaptation '{self.domain_adaptation}': choose one of {', '.join(DOMAIN_METHODS)}"
+            )
+        for name in ("adversarial_weight", "consistency_weight"):
+            if getattr(self, name) < 0:
+                raise NLPTransferError(f"--{name} must be >= 0, got {getattr(self, name)}")
+        _fraction("consistency_mask_probability", self.consistency_mask_probability)
+        _at_least("target_batch_size", self.target_batch_size, 1)
+        _at_least("discriminator_hidden", self.discriminator_hidden, 1)
+        if self.domain_adaptation != "none" and not self.target_file:
+            raise NLPTransferError(
+                f"--domain_adaptation {self.domain_adaptation} needs unlabelled target-domain text: pass --target_file"
+            )
+        if self.target_file and self.domain_adaptation == "none":
+            # refused, not ignored: a user who names target text expects the run to use it
+            raise NLPTransferError(
+                "--target_file is read only by domain adaptation: add --domain_adaptation dann or consistency, or "
+                "drop --target_file"
+            )
+        if self.target_file:
+            if not os.path.exists(self.target_file):
+                raise NLPTransferError(f"--target_file not found: {self.target_file} (check the path)")
+            if os.path.isfile(self.target_file) and os.path.getsize(self.target_file) == 0:
+                raise NLPTransferError(f"--target_file {self.target_file} is empty: it must hold target-domain text")
+
+    @property
+    def recorded(self) -> bool:
+        """Whether run_config.yaml lists these options: only when a method is on, so a plain run's file stays as it
+        was (and reruns where these options do not exist)."""
+        return self.domain_adaptation != "none"
+
+
 @dataclass
 class QADataArguments:
     """Data options of the extractive QA recipe: SQuAD-format data, windows over long contexts and answer
@@ -581,6 +658,8 @@ def to_serialisable(*instances) -> dict[str, Any]:
     out: dict[str, Any] = {}
     keys = _dataclass_keys(type(i) for i in instances)
     for inst in instances:
+        if not getattr(inst, "recorded", True):
+            continue
         if isinstance(inst, TrainingArguments):
             d = inst.to_dict()  # masks *_token fields
             for k in getattr(inst, "_nlp_transfer_auto", ()):

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import random
+import subprocess
 
 POS = "good great fine nice superb lovely excellent happy".split()
 NEG = "bad awful terrible poor boring sad dull worst".split()
@@ -113,6 +114,15 @@ def write_rows(path: str, rows: list[dict], fmt: str | None = None) -> str:
     else:
         raise ValueError(fmt)
     return path
+
+
+def one_error_line(r: subprocess.CompletedProcess, expected: str) -> str:
+    """A user error, as the CLI reports it: exit 2, no traceback, one `nlp-transfer: error:` line with ``expected``."""
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.startswith("nlp-transfer: error:")]
+    assert len(lines) == 1 and expected in lines[0], r.stderr[-2000:]
+    return lines[0]
 
 
 # ------------------------------------------------------------------------------------------ extractive QA

@@ -16,6 +16,9 @@ Launch commands::
     # the same through the console script
     nlp-transfer classify --strategy frozen --output_dir out/
 
+    # domain adaptation: labelled source rows + unlabelled target-domain text (README.md, "Domain adaptation")
+    nlp-transfer classify --train_file reviews.csv --target_file tweets.txt --domain_adaptation dann --output_dir out/
+
     # then, anywhere transformers (and peft, for LoRA) is installed:
     #   pipeline("text-classification", model="out/", truncation=True)
 
@@ -30,12 +33,18 @@ from __future__ import annotations
 import logging
 import sys
 
-from transformers import DataCollatorWithPadding, Trainer
+from transformers import DataCollatorWithPadding
 
-from nlp_transfer import data, modeling, run, strategies, tasks
+from nlp_transfer import data, domain, modeling, run, strategies, tasks
 from nlp_transfer.artifacts.card import CardInfo
 from nlp_transfer.cli import run_main
-from nlp_transfer.config import TRAINING_DEFAULTS, DataArguments, ModelArguments, TransferTrainingArguments
+from nlp_transfer.config import (
+    TRAINING_DEFAULTS,
+    DataArguments,
+    DomainArguments,
+    ModelArguments,
+    TransferTrainingArguments,
+)
 from nlp_transfer.metrics import make_compute_metrics
 from nlp_transfer.tasks.classification import round_trip_inputs
 
@@ -46,10 +55,10 @@ TASK = tasks.CLASSIFICATION
 def main(argv: list[str] | None = None) -> dict:
     # ---- 1. configuration (defaults < --config YAML < CLI), output folder, seed: checked before anything loads
     job = run.start(
-        "classify", argv, (ModelArguments, DataArguments, TransferTrainingArguments),
+        "classify", argv, (ModelArguments, DataArguments, DomainArguments, TransferTrainingArguments),
         defaults=TRAINING_DEFAULTS, doc=__doc__, task=TASK,
     )  # fmt: skip
-    model_args, data_args, training_args = job.args
+    model_args, data_args, _, training_args = job.args
 
     # ---- 2. data: load, check, label maps, held-out split
     if data_args.train_file is None and data_args.dataset_name is None:
@@ -68,7 +77,8 @@ def main(argv: list[str] | None = None) -> dict:
         tokenized = data.tokenize_classification(
             dd, tokenizer, max_seq_length=max_len, pad_to_max_length=data_args.pad_to_max_length
         )
-    trainer = Trainer(
+    adapt = domain.setup(job, dd["train"], tokenizer, max_len, labels.problem_type)  # plain Trainer unless asked
+    trainer = adapt.trainer_cls(
         model=model,
         args=training_args,
         train_dataset=tokenized["train"],
@@ -76,9 +86,10 @@ def main(argv: list[str] | None = None) -> dict:
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=make_compute_metrics(labels.problem_type),
+        **adapt.kwargs,
     )
     metrics = run.train(job, trainer, tokenized)
-    metrics.update(trainable_params=trainable, total_params=total)
+    metrics.update(trainable_params=trainable, total_params=total, **adapt.metrics)
 
     # ---- 5. finish: save, round trip checked and recorded, card, metrics.json last, push
     return run.finish(
@@ -88,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
         export=tasks.Export(tokenizer, max_len, round_trip_inputs(dd), label2id=labels.label2id),
         card=CardInfo(
             data.dataset_label(data_args),
-            {"training examples": len(dd["train"])},
+            {"training examples": len(dd["train"]), **adapt.card_facts},
             label_names=labels.names,
             problem_type=labels.problem_type,
         ),

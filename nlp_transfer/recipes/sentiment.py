@@ -17,6 +17,9 @@ Launch commands::
     # the same through the console script
     nlp-transfer sentiment --help
 
+    # domain adaptation towards unlabelled target text (README.md, "Domain adaptation"); windows: first window
+    nlp-transfer sentiment --train_file reviews.csv --target_file tweets.txt --domain_adaptation consistency
+
     # then: pipeline("sentiment-analysis", model="out/", truncation=True)   (head / tail models), or
     #       nlp_transfer.sentiment.predict("out/", texts)                   (any --long_text, incl. windows)
 
@@ -31,12 +34,18 @@ from __future__ import annotations
 import logging
 import sys
 
-from transformers import DataCollatorWithPadding, Trainer
+from transformers import DataCollatorWithPadding
 
-from nlp_transfer import data, modeling, run, sentiment, strategies, tasks
+from nlp_transfer import data, domain, modeling, run, sentiment, strategies, tasks
 from nlp_transfer.artifacts.card import CardInfo
 from nlp_transfer.cli import run_main
-from nlp_transfer.config import TRAINING_DEFAULTS, DataArguments, ModelArguments, TransferTrainingArguments
+from nlp_transfer.config import (
+    TRAINING_DEFAULTS,
+    DataArguments,
+    DomainArguments,
+    ModelArguments,
+    TransferTrainingArguments,
+)
 from nlp_transfer.errors import NLPTransferError
 from nlp_transfer.sentiment import SentimentArguments
 from nlp_transfer.tasks.classification import round_trip_inputs
@@ -53,10 +62,11 @@ DEFAULT_DATA_BUDGET = {"max_train_samples": 6000, "max_eval_samples": 2000}
 def main(argv: list[str] | None = None) -> dict:
     # ---- 1. configuration (defaults < --config YAML < CLI), output folder, seed: checked before anything loads
     job = run.start(
-        "sentiment", argv, (ModelArguments, DataArguments, SentimentArguments, TransferTrainingArguments),
+        "sentiment", argv,
+        (ModelArguments, DataArguments, SentimentArguments, DomainArguments, TransferTrainingArguments),
         defaults=TRAINING_DEFAULTS, doc=__doc__, task=TASK,
     )  # fmt: skip
-    model_args, data_args, sent_args, training_args = job.args
+    model_args, data_args, sent_args, _, training_args = job.args
     if data_args.text_pair_column:
         raise NLPTransferError("sentiment reads one text column; for sentence pairs use the classify recipe")
     if data_args.max_seq_length < 8:
@@ -105,10 +115,14 @@ def main(argv: list[str] | None = None) -> dict:
         )  # fmt: skip
     long_docs = sum(1 for n in tokenized["train"]["length"] if n >= max_len)
     logger.info("%d of %d training features fill the %d-token budget", long_docs, len(tokenized["train"]), max_len)
+    adapt = domain.setup(
+        job, dd["train"], tokenizer, max_len, labels.problem_type, long_text=sent_args.long_text,
+        head_fraction=sent_args.head_fraction,
+    )  # fmt: skip
     compute_metrics, point_metrics_at = sentiment.evaluation_setup(
         sent_args, training_args, job.explicit, tokenized, labels.problem_type
     )
-    trainer = Trainer(
+    trainer = adapt.trainer_cls(
         model=model,
         args=training_args,
         train_dataset=tokenized["train"],
@@ -116,9 +130,10 @@ def main(argv: list[str] | None = None) -> dict:
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
+        **adapt.kwargs,
     )
     metrics = run.train(job, trainer, tokenized, before_evaluate=point_metrics_at)
-    metrics.update(trainable_params=trainable, total_params=total, label_scheme=scheme)
+    metrics.update(trainable_params=trainable, total_params=total, label_scheme=scheme, **adapt.metrics)
 
     # ---- 5. finish: the pipeline sees each text the way the model was trained to read it (head_tail: cut first)
     texts = round_trip_inputs(dd)
@@ -142,6 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "training examples": len(dd["train"]),
                 "labels": f"{scheme} -> {', '.join(labels.names)}",
                 "long texts": sent_args.describe(),
+                **adapt.card_facts,
             },
             label_names=labels.names,
             problem_type=labels.problem_type,

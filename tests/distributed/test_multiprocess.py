@@ -120,6 +120,38 @@ def test_two_rank_lora_with_gradient_checkpointing_trains_the_adapter(tiny_bert,
     assert max(float(t.abs().max()) for k, t in adapter.items() if "lora_B" in k) > 0  # gradients reached LoRA
 
 
+def test_two_rank_dann_shards_target_batches_and_averages_the_discriminator(tiny_bert, data, tmp_path):
+    """No dropout, random order: a 2 x 4 run must equal the 1 x 8 run. It would not if each rank drew the same target
+    batch (4 texts seen twice, not 8) or if the discriminator (outside DDP) kept its rank's own gradient."""
+    import shutil
+
+    import torch
+
+    model = tmp_path / "no-dropout"
+    shutil.copytree(tiny_bert, model)
+    config = json.loads((model / "config.json").read_text())
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (model / "config.json").write_text(json.dumps(config))
+    target = tmp_path / "target.txt"
+    target.write_text("\n".join(r["text"] + " the plot and the acting" for r in helpers.sentiment_rows(40, seed=9)))
+    args = ["--model_name_or_path", str(model), *common(data), "--max_steps", "6", "--save_strategy", "steps",
+            "--save_steps", "6", "--eval_strategy", "no", "--train_sampling_strategy", "random",
+            "--domain_adaptation", "dann", "--target_file", str(target)]  # fmt: skip
+    rc1, log1 = recipe("classify", args + ["--per_device_train_batch_size", "8", "--output_dir", str(tmp_path / "1")],
+                       tmp_path)  # fmt: skip
+    assert rc1 == 0, log1[-3000:]
+    rc2, log2 = recipe("classify", args + ["--per_device_train_batch_size", "4", "--output_dir", str(tmp_path / "2")],
+                       tmp_path, nproc=2)  # fmt: skip
+    assert rc2 == 0, log2[-3000:]
+    one, two = (torch.load(tmp_path / r / "checkpoint-6" / "domain_adaptation.pt") for r in ("1", "2"))
+    assert one["target_batches_drawn"] == two["target_batches_drawn"] == 6
+    for k, v in one["discriminator"].items():
+        torch.testing.assert_close(v, two["discriminator"][k], atol=1e-5, rtol=1e-4)
+    w1, w2 = load_file(str(tmp_path / "1" / "model.safetensors")), load_file(str(tmp_path / "2" / "model.safetensors"))
+    for k in w1:
+        torch.testing.assert_close(w1[k], w2[k], atol=1e-5, rtol=1e-4)
+
+
 # --------------------------------------------------------------------------------------- kill, then resume
 def interrupted(name, args, out, tmp_path, sig, after_step):
     """Start a run, send ``sig`` once checkpoint-<after_step> is complete, return (exit code, log)."""

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import make_tiny_qa_bert, qa_rows, squad_nested, write_rows
+from helpers import make_tiny_qa_bert, one_error_line, qa_rows, squad_nested, write_rows
 
 RECIPES = ("classify", "sentiment", "qa", "distill")
 FINISHED = {"metrics.json": '{"eval_accuracy": 0.9}', "config.json": "{}", "precious.txt": "keep me"}
@@ -26,14 +26,6 @@ def recipe(name: str, *args, env_extra=None) -> subprocess.CompletedProcess:
         env=env,
         timeout=300,
     )
-
-
-def one_error_line(r: subprocess.CompletedProcess, expected: str) -> str:
-    assert r.returncode == 2, r.stderr[-2000:]
-    assert "Traceback" not in r.stderr, r.stderr[-2000:]
-    lines = [ln for ln in r.stderr.strip().splitlines() if ln.startswith("nlp-transfer: error:")]
-    assert len(lines) == 1 and expected in lines[0], r.stderr[-2000:]
-    return lines[0]
 
 
 def finished_run(folder: Path) -> Path:
