@@ -18,6 +18,7 @@ RECIPES = {
     "sentiment": "nlp_transfer.recipes.sentiment",
     "qa": "nlp_transfer.recipes.qa",
     "distill": "nlp_transfer.recipes.distill",
+    "pretrain": "nlp_transfer.recipes.pretrain",
     "push": "nlp_transfer.hub",  # not a recipe: publishes a finished run (nlp-transfer push OUTPUT_DIR REPO_ID)
 }
 

@@ -147,16 +147,29 @@ def load_sequence_classifier(
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # its "newly initialized: classifier" report is expected: the head is new
         try:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                name_or_path, config=config, trust_remote_code=trust_remote_code, revision=revision
-            )
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                name_or_path, config=config, trust_remote_code=trust_remote_code, revision=revision,
+                output_loading_info=True,
+            )  # fmt: skip
         finally:
             hf_logging.set_verbosity(verbosity)
+        dropped = weight_groups(info.get("unexpected_keys"))
+        if dropped:  # e.g. the masked-LM head of an `nlp-transfer pretrain` folder: unused, not an error
+            new = weight_groups(info.get("missing_keys"))
+            logger.info(
+                "%s: its %s weights are not part of a classifier (a pretraining head) and are dropped; newly "
+                "initialised: %s", name_or_path, ", ".join(dropped), ", ".join(new) or "nothing",
+            )  # fmt: skip
     except LOAD_ERRORS as e:
         raise load_error(name_or_path, e) from None
     except KeyError as e:  # unknown model_type in an old/new config
         raise NLPTransferError(f"{name_or_path}: this transformers version does not know model type {e}") from None
     return model
+
+
+def weight_groups(names) -> list[str]:
+    """Weight names by module, for logs: ``cls.predictions.transform.dense.weight`` -> ``cls.predictions.*``."""
+    return sorted({".".join(k.split(".")[:-1][:2] or [k]) + ".*" for k in names or []})
 
 
 def fit_max_length(max_seq_length: int, config) -> int:

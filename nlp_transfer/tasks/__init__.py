@@ -2,6 +2,8 @@
 
     text-classification   `classification.ClassificationTask` (classify, sentiment, distill)
     question-answering    `question_answering.QuestionAnsweringTask` (qa, distill with a QA teacher)
+    fill-mask             `language_modeling.FillMaskTask` (pretrain, masked LM)
+    text-generation       `language_modeling.TextGenerationTask` (pretrain, causal LM)
 
 A task is a small `Task` subclass registered here under its pipeline tag (docs/ARCHITECTURE.md, "Adding a task").
 `verify_recorded` repeats any folder's round trip from its ``roundtrip_check.json`` by dispatching on the task
@@ -17,12 +19,15 @@ from ..artifacts import roundtrip
 from ..errors import NLPTransferError
 from .base import Export, Task
 from .classification import ClassificationTask
+from .language_modeling import FillMaskTask, TextGenerationTask
 from .question_answering import QuestionAnsweringTask
 
 __all__ = [
     "CLASSIFICATION",
+    "FILL_MASK",
     "QUESTION_ANSWERING",
     "TASKS",
+    "TEXT_GENERATION",
     "Export",
     "Task",
     "get",
@@ -47,6 +52,8 @@ def get(name: str) -> Task:
 
 CLASSIFICATION = register(ClassificationTask())
 QUESTION_ANSWERING = register(QuestionAnsweringTask())
+FILL_MASK = register(FillMaskTask())
+TEXT_GENERATION = register(TextGenerationTask())
 
 
 def verify_recorded(folder: str) -> dict:

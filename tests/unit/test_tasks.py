@@ -10,10 +10,16 @@ from nlp_transfer.artifacts import roundtrip
 from nlp_transfer.errors import NLPTransferError
 
 
-def test_both_tasks_are_registered_under_their_pipeline_tags():
-    assert tasks.TASKS == {"text-classification": tasks.CLASSIFICATION, "question-answering": tasks.QUESTION_ANSWERING}
+def test_every_task_is_registered_under_its_pipeline_tag():
+    assert tasks.TASKS == {
+        "text-classification": tasks.CLASSIFICATION,
+        "question-answering": tasks.QUESTION_ANSWERING,
+        "fill-mask": tasks.FILL_MASK,
+        "text-generation": tasks.TEXT_GENERATION,
+    }
     assert tasks.get("question-answering") is tasks.QUESTION_ANSWERING
-    assert {t.peft_task_type for t in tasks.TASKS.values()} == {"SEQ_CLS", "QUESTION_ANS"}
+    # the language-model tasks take no adapters (pretrain refuses them), so no PEFT task type maps to them
+    assert {t.peft_task_type for t in tasks.TASKS.values()} == {"SEQ_CLS", "QUESTION_ANS", ""}
     with pytest.raises(NLPTransferError, match="unknown task 'summarization' .*text-classification"):
         tasks.get("summarization")
 
@@ -31,7 +37,9 @@ def _describe(files: dict) -> str:
         ({"config.json": {"architectures": ["LlamaForQuestionAnswering"]}}, "question-answering"),
         ({"config.json": {"architectures": ["GPT2ForSequenceClassification"]}}, "text-classification"),
         ({"config.json": {"architectures": ["BertModel"]}}, None),  # a base checkpoint: no head yet
-        ({"config.json": {"architectures": ["GPT2LMHeadModel"]}}, None),
+        ({"config.json": {"architectures": ["GPT2LMHeadModel"]}}, None),  # GPT-2 names its causal class LMHeadModel
+        ({"config.json": {"architectures": ["BertForMaskedLM"]}}, "fill-mask"),  # an `nlp-transfer pretrain` folder
+        ({"config.json": {"architectures": ["LlamaForCausalLM"]}}, "text-generation"),
         ({"config.json": {"model_type": "bert"}}, None),
         ({"config.json": {"architectures": ["BertModel"]}, "adapter_config.json": {"task_type": "QUESTION_ANS"}},
          "question-answering"),
