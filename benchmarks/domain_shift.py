@@ -39,7 +39,7 @@ import accuracy  # benchmarks/accuracy.py: machine(), mean_std(), save(), SHARED
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROUTES = ("source_only", "tapt", "dann", "consistency", "self_train", "tapt_dann", "in_domain")
-SOURCE_ROWS, TARGET_TEXTS, TEST_TWEETS = 4000, 4000, 1000
+SOURCE_ROWS, TARGET_TEXTS, TEST_TWEETS = 2000, 2000, 1000
 BUDGET = ["--max_seq_length", "64", "--num_train_epochs", "2", "--per_device_train_batch_size", "16",
           "--learning_rate", "5e-5", "--save_strategy", "no", "--eval_strategy", "no",
           "--logging_steps", "25"]  # fmt: skip

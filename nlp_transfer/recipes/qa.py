@@ -36,8 +36,8 @@ span over all windows (``--n_best_size`` starts/ends per window, at most ``--max
 ``--version_2_with_negative`` the model may answer "" when the null score beats the best span by more than
 ``--null_score_diff_threshold``. Metrics: SQuAD exact match and F1 (official normalisation; HasAns/NoAns for v2).
 
-Bad input (decisions in nlp_transfer/qa/data.py and features.py): no context, empty questions, duplicate ids, malformed json and (v1)
-questions without an answer are errors; an answer_start that misses its text is repaired when the text is within 100
+Bad input (decisions in nlp_transfer/qa/data.py and features.py): no context, empty questions, duplicate ids,
+malformed json and (v1) questions without an answer are errors; an answer_start that misses its text is repaired when the text is within 100
 characters, else left out of training (warning with counts); training questions whose answer no window holds whole
 are skipped (warning with counts); over-long questions are clipped (warning).
 
