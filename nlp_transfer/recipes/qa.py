@@ -37,9 +37,9 @@ span over all windows (``--n_best_size`` starts/ends per window, at most ``--max
 ``--null_score_diff_threshold``. Metrics: SQuAD exact match and F1 (official normalisation; HasAns/NoAns for v2).
 
 Bad input (decisions in nlp_transfer/qa/data.py and features.py): no context, empty questions, duplicate ids,
-malformed json and (v1) questions without an answer are errors; an answer_start that misses its text is repaired when the text is within 100
-characters, else left out of training (warning with counts); training questions whose answer no window holds whole
-are skipped (warning with counts); over-long questions are clipped (warning).
+malformed json and (v1) questions without an answer are errors; an answer_start that misses its text is repaired
+when the text is within 100 characters, else left out of training (warning with counts); training questions whose
+answer no window holds whole are skipped (warning with counts); over-long questions are clipped (warning).
 
 Decoders: any architecture with a transformers QA head (GPT-2, GPT-Neo, Llama, Mistral, Qwen2/3, ...); windows are
 right-padded and position 0 (BOS, or the first question token) plays the encoders' [CLS] as the no-answer position.
