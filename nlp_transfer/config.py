@@ -299,22 +299,15 @@ class DomainArguments:
     target_file: str | None = field(
         default=None,
         metadata={
-            "help": "Unlabelled target-domain text: .txt (one text per line, optionally .gz), csv/tsv/json/jsonl/"
-            "parquet (its --text_column), or a <split>/<label>/*.txt folder or archive (labels ignored)."
+            "help": "Unlabelled target-domain text: a .txt file (one text per line, optionally .gz), a csv/tsv/"
+            "json/jsonl/parquet file (its --text_column, as named in the training file), or a <split>/<label>/*.txt "
+            "folder or archive (labels ignored)."
         },
     )
-    adversarial_weight: float = field(
-        default=1.0, metadata={"help": "dann: weight of the domain-discriminator loss (>= 0)."}
-    )
-    consistency_weight: float = field(
-        default=1.0, metadata={"help": "consistency: weight of the KL between the two target views (>= 0)."}
-    )
+    adversarial_weight: float = field(default=1.0, metadata={"help": "dann: weight of the domain loss (>= 0)."})
+    consistency_weight: float = field(default=1.0, metadata={"help": "consistency: weight of the KL term (>= 0)."})
     consistency_mask_probability: float = field(
-        default=0.0,
-        metadata={
-            "help": "consistency: share of the second view's tokens replaced by the mask token (unk when the "
-            "tokenizer has none), in [0, 1); 0 = the views differ by dropout alone."
-        },
+        default=0.0, metadata={"help": "consistency: share of view 2's tokens set to the mask (or unk) token, [0, 1)."}
     )
     target_batch_size: int | None = field(
         default=None, metadata={"help": "Target texts per step and device (default: --per_device_train_batch_size)."}
