@@ -114,8 +114,8 @@ def run_route(route: str, files: dict, work: str, seed: int, smoke: bool, done: 
             pre = ["--model_name_or_path", model, "--train_file", files["target_text"], "--seed", str(seed), *PRETRAIN]
             if smoke:
                 pre += ["--num_train_epochs", "1", "--max_seq_length", "32"]
-            m, w = recipe("pretrain", pre, os.path.join(work, f"tapt-{seed}"))
-            done["tapt"] = (os.path.join(work, f"tapt-{seed}"), m, w)
+            m, w = recipe("pretrain", pre, os.path.join(work, f"pretrained-{seed}"))
+            done["tapt"] = (os.path.join(work, f"pretrained-{seed}"), m, w)
         model, pre_metrics, wall = done["tapt"]
     da = {"dann": "dann", "consistency": "consistency", "tapt_dann": "dann"}.get(route)
     if route == "self_train":
