@@ -336,7 +336,7 @@ class DomainArguments:
                 "drop --target_file"
             )
         if self.target_file:
-            if not os.path.exists(self.target_file):
+            if not self.target_file.startswith("builtin:") and not os.path.exists(self.target_file):
                 raise NLPTransferError(f"--target_file not found: {self.target_file} (check the path)")
             if os.path.isfile(self.target_file) and os.path.getsize(self.target_file) == 0:
                 raise NLPTransferError(f"--target_file {self.target_file} is empty: it must hold target-domain text")

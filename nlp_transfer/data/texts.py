@@ -13,11 +13,19 @@ from .sources import load_raw_datasets
 def read_texts(path: str, text_column: str = "text", *, flag: str = "--unlabeled_file") -> list[str]:
     """Unlabelled texts from ``path``: a .txt file (one text per line, optionally .gz), a csv/tsv/json/jsonl/parquet
     file (its ``text_column``), or a ``<split>/<label>/*.txt`` folder or archive (every split's texts, labels
-    ignored). Blank texts are dropped; ``flag`` names the option in messages.
+    ignored), or ``builtin:<name>`` (the texts of a built-in offline dataset, labels ignored). Blank texts are
+    dropped; ``flag`` names the option in messages.
 
     Raises:
         `NLPTransferError` for a missing path, a missing column or no text at all.
     """
+    if path.startswith("builtin:"):
+        from .. import assets
+
+        name = path.split(":", 1)[1]
+        if name not in assets.BUILTIN_DATASETS:
+            raise NLPTransferError(f"{flag} {path}: no such built-in dataset (choose from {assets.BUILTIN_DATASETS})")
+        path = assets.builtin_dataset_file(name)
     if not os.path.exists(path):
         raise NLPTransferError(f"{flag} not found: {path} (check the path)")
     if path.endswith((".txt", ".txt.gz")):

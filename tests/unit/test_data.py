@@ -191,3 +191,12 @@ def test_builtin_bbc_news():
     assert sum(counts.values()) == 223 and min(counts.values()) >= 38  # stratified 10%
     with open(assets.builtin_dataset_file("bbc_news"), encoding="utf-8") as f:
         assert set(json.loads(f.readline())) == {"text", "label"}
+
+
+def test_read_texts_reads_a_builtin_dataset_and_names_unknown_ones():
+    from nlp_transfer.data import read_texts
+
+    texts = read_texts("builtin:crowdflower_tweets", flag="--target_file")
+    assert len(texts) > 10_000 and all(t.strip() == t and t for t in texts[:100])
+    with pytest.raises(NLPTransferError, match="no such built-in dataset"):
+        read_texts("builtin:nope", flag="--target_file")
