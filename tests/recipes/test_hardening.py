@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers import make_tiny_qa_bert, one_error_line, qa_rows, squad_nested, write_rows
 
-RECIPES = ("classify", "sentiment", "qa", "distill")
+RECIPES = ("classify", "sentiment", "qa", "distill", "pretrain")
 FINISHED = {"metrics.json": '{"eval_accuracy": 0.9}', "config.json": "{}", "precious.txt": "keep me"}
 
 
@@ -40,11 +40,14 @@ def untouched(folder: Path) -> bool:
 
 
 def base_args(name: str, tmp_path: Path) -> list[str]:
-    """Enough for each recipe to get past parsing (the data need not exist: these cases fail before it loads)."""
+    """Enough for each recipe to get past parsing (the data need not exist, except pretrain's, which is checked at
+    parse time: these cases fail before any data loads)."""
+    (tmp_path / "text.txt").write_text("some text\n")
     return {
         "classify": ["--train_file", str(tmp_path / "train.csv")],
         "sentiment": ["--train_file", str(tmp_path / "train.csv")],
         "qa": ["--train_file", str(tmp_path / "train.json")],
+        "pretrain": ["--train_file", str(tmp_path / "text.txt")],
         "distill": ["--teacher_name_or_path", str(tmp_path / "teacher"), "--train_file", str(tmp_path / "t.csv")],
     }[name]
 
