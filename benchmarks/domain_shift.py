@@ -101,7 +101,7 @@ def recipe(name: str, args: list[str], out: str) -> tuple[dict, float]:
         return json.load(f), wall
 
 
-def run_route(route: str, files: dict, work: str, seed: int, smoke: bool, done: dict) -> dict:
+def run_route(route: str, files: dict, work: str, seed: int, smoke: bool, done: dict, weight=None) -> dict:
     """One route for one seed; ``done`` holds this seed's earlier outputs (source-only model, TAPT checkpoint)."""
     common = [*BUDGET, "--seed", str(seed), "--test_file", files["target_test"]]
     if smoke:
@@ -128,12 +128,14 @@ def run_route(route: str, files: dict, work: str, seed: int, smoke: bool, done: 
         args = ["--model_name_or_path", model, "--train_file", train, *classify]
         if da:
             args += ["--domain_adaptation", da, "--target_file", files["target_text"]]
+            if da == "dann" and weight is not None:
+                args += ["--adversarial_weight", str(weight)]
         m, w = recipe("classify", args, os.path.join(work, f"{route}-{seed}"))
         if route == "source_only":
             done["source_only"] = os.path.join(work, f"{route}-{seed}")
     shown = [("<work>/" + os.path.basename(a)) if isinstance(a, str) and a.startswith(work) else a for a in args]
     return {
-        "route": route,
+        "route": route + (f"@{weight}" if da == "dann" and weight is not None else ""),
         "seed": seed,
         "accuracy": round(m["test_accuracy"], 4),
         "macro_f1": round(m["test_f1"], 4),
@@ -145,7 +147,7 @@ def run_route(route: str, files: dict, work: str, seed: int, smoke: bool, done: 
 
 def summarise(runs: list[dict]) -> dict:
     table = {}
-    for route in ROUTES:
+    for route in dict.fromkeys(r["route"] for r in runs):
         rs = [r for r in runs if r["route"] == route]
         if rs:
             table[route] = {
@@ -167,6 +169,7 @@ def main():
     p.add_argument("--routes", nargs="+", default=list(ROUTES), choices=ROUTES)
     p.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44])
     p.add_argument("--smoke", action="store_true")
+    p.add_argument("--adversarial_weight", type=float, default=None, help="dann routes: the recipe's option")
     p.add_argument("--out", default=os.path.join(HERE, "results", "domain_shift.json"))
     a = p.parse_args()
     accuracy.require_shared()
@@ -178,7 +181,7 @@ def main():
         for seed in a.seeds:
             files, done = prepare(work, seed, a.smoke), {}
             for route in sorted(routes, key=ROUTES.index):
-                r = run_route(route, files, work, seed, a.smoke, done)
+                r = run_route(route, files, work, seed, a.smoke, done, a.adversarial_weight)
                 print(json.dumps({k: v for k, v in r.items() if k != "command"}), flush=True)
                 runs.append(r)
     result = {"machine": accuracy.machine(), "smoke": a.smoke, "summary": summarise(runs), "runs": runs}
