@@ -82,13 +82,15 @@ def test_shipped_configs_exist():
 
 @pytest.mark.parametrize("path", sorted((REPO / "recipes" / "sentiment").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_sentiment_config_parses(path, tmp_path):
+    from nlp_transfer.config import DomainArguments
     from nlp_transfer.recipes.sentiment import SentimentArguments
 
-    (m, d, s, t), explicit = parse_args(
-        (ModelArguments, DataArguments, SentimentArguments, TransferTrainingArguments),
+    (m, d, s, da, t), explicit = parse_args(  # the sentiment recipe's argument types, in its order
+        (ModelArguments, DataArguments, SentimentArguments, DomainArguments, TransferTrainingArguments),
         ["--config", str(path), "--output_dir", str(tmp_path)],
     )
     assert m.model_name_or_path and t.learning_rate > 0 and s.long_text
+    assert (da.domain_adaptation == "none") == (da.target_file is None)
     assert d.train_file or d.dataset_name  # shipped sentiment configs name their data
 
 
