@@ -166,17 +166,21 @@ def test_broken_weights_file_is_one_line(damage, tiny_bert, sentiment_files, tmp
 
 
 def test_a_class_with_one_example_is_not_left_out_of_training(tiny_bert, tmp_path):
+    from nlp_transfer.data import load_raw_datasets, prepare_classification
+
     rows = [{"text": f"good movie {i}", "label": "pos"} for i in range(10)]
     rows += [{"text": f"bad movie {i}", "label": "neg"} for i in range(10)] + [{"text": "meh", "label": "mixed"}]
     train = write_rows(str(tmp_path / "train.csv"), rows)
+    # seed 1 holds the single 'mixed' row out (checked): refused, nothing trained
     r = recipe(
         "classify", "--model_name_or_path", tiny_bert, "--train_file", train, "--validation_split", "0.3",
-        "--seed", "0", "--output_dir", str(tmp_path / "o"),
+        "--seed", "1", "--output_dir", str(tmp_path / "o"),
     )  # fmt: skip
-    if r.returncode == 0:  # the seeded split kept the example in train: then the class did train
-        assert "mixed" in json.loads((tmp_path / "o" / "config.json").read_text())["label2id"]
-    else:
-        one_error_line(r, "have no training rows left after holding out")
+    one_error_line(r, "class(es) mixed have no training rows left after holding out")
+    assert not (tmp_path / "o").exists()
+    # seed 0 keeps it in train: then the class trains and the run goes on
+    dd, labels = prepare_classification(load_raw_datasets(train_file=train), validation_split=0.3, seed=0)
+    assert labels.names.index("mixed") in set(dd["train"]["label"])
 
 
 def test_labels_with_spaces_are_one_class(tmp_path):
