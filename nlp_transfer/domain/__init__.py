@@ -128,6 +128,7 @@ def setup(
             "mask_probability": args.consistency_mask_probability,
             "mask_token_id": mask_id,
             "discriminator_hidden": args.discriminator_hidden,
+            "discriminator_learning_rate": args.discriminator_learning_rate,
         },
         {"domain_adaptation": method, "target_texts": len(texts)},
         {"domain adaptation": f"{method} ({DESCRIPTION[method]}), target domain: {len(texts):,} texts of {name}"},

@@ -166,6 +166,9 @@ class DomainAdaptationTrainer(Trainer):
         adversarial_weight, consistency_weight (`float`): the terms' weights.
         mask_probability (`float`), mask_token_id (`int`, *optional*): consistency's token masking (second view).
         discriminator_hidden (`int`): dann's MLP width.
+        discriminator_learning_rate (`float`): dann's discriminator peak learning rate (its own optimizer group,
+            under the run's schedule). Well above a fine-tuning rate on purpose: a discriminator that lags the
+            encoder is pushed below chance (the reversed gradient makes it confidently wrong) rather than to chance.
     """
 
     def __init__(
@@ -174,11 +177,12 @@ class DomainAdaptationTrainer(Trainer):
         method: str,
         target_rows: list[dict],
         target_batch_size: int,
-        adversarial_weight: float = 1.0,
+        adversarial_weight: float = 0.1,
         consistency_weight: float = 1.0,
         mask_probability: float = 0.0,
         mask_token_id: int | None = None,
         discriminator_hidden: int = 256,
+        discriminator_learning_rate: float = 1e-3,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -192,6 +196,7 @@ class DomainAdaptationTrainer(Trainer):
         self.target_rows, self.target_batch_size = target_rows, target_batch_size
         self.adversarial_weight, self.consistency_weight = adversarial_weight, consistency_weight
         self.mask_probability, self.mask_token_id = mask_probability, mask_token_id
+        self.discriminator_learning_rate = discriminator_learning_rate
         self.special_ids = list(getattr(self.processing_class, "all_special_ids", []) or [])
         self.head_name, self.head = find_head(self.model)
         self._warn_if_features_are_frozen()
@@ -324,7 +329,13 @@ class DomainAdaptationTrainer(Trainer):
         if self.discriminator is not None:
             mine = {id(p) for p in self.discriminator.parameters()}
             if not any(id(p) in mine for g in optimizer.param_groups for p in g["params"]):
-                optimizer.add_param_group({"params": list(self.discriminator.parameters()), "weight_decay": 0.0})
+                optimizer.add_param_group(
+                    {
+                        "params": list(self.discriminator.parameters()),
+                        "weight_decay": 0.0,
+                        "lr": self.discriminator_learning_rate,
+                    }
+                )
                 # Trainer zeroes the model's gradients after each step; the discriminator's, outside it, here
                 optimizer.register_step_post_hook(lambda *_: self.discriminator.zero_grad(set_to_none=True))
         return optimizer
