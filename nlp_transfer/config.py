@@ -79,6 +79,17 @@ class StrategyArguments:
             "nargs": "+",
         },
     )
+    cache_features: bool = field(
+        default=True,
+        metadata={
+            "help": "frozen: compute the backbone's features of the training rows once (cached on disk, keyed by "
+            "backbone weights and tokenised rows) and train the head on them; false runs the frozen backbone on "
+            "every step, as before."
+        },
+    )
+    feature_cache_dir: str | None = field(
+        default=None, metadata={"help": "frozen: where features are cached. Default: $NLP_TRANSFER_CACHE/features."}
+    )
     merge_lora: bool = field(
         default=False, metadata={"help": "lora: also write a merged standalone model to <output_dir>/merged."}
     )
@@ -334,7 +345,9 @@ class DomainArguments:
                 f"unknown --domain_adaptation '{self.domain_adaptation}': choose one of {', '.join(DOMAIN_METHODS)}"
             )
         if self.discriminator_learning_rate <= 0:
-            raise NLPTransferError(f"--discriminator_learning_rate must be > 0, got {self.discriminator_learning_rate}")
+            raise NLPTransferError(
+                f"--discriminator_learning_rate must be > 0, got {self.discriminator_learning_rate}"
+            )
         for name in ("adversarial_weight", "consistency_weight"):
             if getattr(self, name) < 0:
                 raise NLPTransferError(f"--{name} must be >= 0, got {getattr(self, name)}")

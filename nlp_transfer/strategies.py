@@ -39,6 +39,9 @@ class Strategy:
         writes_adapter (`bool`, defaults to `False`): the trained model is a `peft.PeftModel`; the folder holds
             adapter files, ``--merge_lora`` / ``--save_base_model`` apply.
         card_line (`Callable[[args, model], str]`, *optional*): a markdown bullet for the card's training section.
+        head_only (`bool`, defaults to `False`): only the task head trains, so its input is a fixed function of the
+            example: the recipes then train the head on cached backbone features (`nlp_transfer.features`,
+            ``--cache_features``).
     """
 
     name: str
@@ -47,6 +50,7 @@ class Strategy:
     apply: Callable
     writes_adapter: bool = False
     card_line: Callable | None = None
+    head_only: bool = False
 
     @property
     def library_name(self) -> str:
@@ -188,7 +192,15 @@ def _lora_card_line(args, model, head: str) -> str:
 # (recipes/README.md). LoRA on short CPU budgets likewise wants more than the 4e-4..5e-4 of the LoRA paper's long
 # runs: on SST-2 (8k rows, 2 epochs) 2e-3 gave 83.7% where 5e-4 gave 81.3%. Shipped configs set measured values.
 register(Strategy("full", "train every weight", 5e-5, _full))
-register(Strategy("frozen", "feature extraction: backbone frozen, new head trained", 3e-2, _frozen))
+register(
+    Strategy(
+        "frozen",
+        "feature extraction: backbone frozen, its features computed once and cached, new head trained on them",
+        3e-2,
+        _frozen,
+        head_only=True,
+    )
+)
 register(Strategy("partial", "embeddings and the bottom --num_frozen_layers layers frozen", 5e-5, _partial))
 register(
     Strategy("lora", "PEFT LoRA adapters plus the head", 1e-3, _lora, writes_adapter=True, card_line=_lora_card_line)

@@ -13,6 +13,7 @@
 Every public name is importable from here (``distillation.load_teacher(...)``).
 """
 
+from ..cache import data_fingerprint
 from .losses import MASK, attention_loss, distillation_loss, hidden_state_loss, kd_loss
 from .qa_targets import map_qa_targets, qa_teacher_answers, qa_teacher_windows
 from .report import (
@@ -47,7 +48,6 @@ from .students import (
 )
 from .teachers import (
     cached_teacher_logits,
-    data_fingerprint,
     load_teacher,
     teacher_fingerprint,
     teacher_logits,

@@ -4,7 +4,6 @@ outputs are in `qa_targets`)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..cache import cached_arrays, weights_fingerprint
 from ..errors import NLPTransferError
 from .students import has_trained_labels
 
@@ -224,43 +224,7 @@ def load_teacher(
 
 
 # ------------------------------------------------------------------------------------------- teacher cache
-def _hash_file(h, path: str) -> None:
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-
-
-def teacher_fingerprint(model: nn.Module, source: str) -> str:
-    """A stable id for the teacher's weights: a hash of its weight files when it is a local folder, else of its
-    parameters (LoRA teachers are merged in memory, so they are hashed from the parameters)."""
-    h = hashlib.sha256()
-    files = []
-    if os.path.isdir(source):
-        files = sorted(
-            os.path.join(source, n)
-            for n in os.listdir(source)
-            if n.endswith(".safetensors") or n in ("config.json", "adapter_config.json")
-        )
-    if files:
-        for path in files:
-            h.update(os.path.basename(path).encode())
-            _hash_file(h, path)
-    else:
-        for name, tensor in model.state_dict().items():
-            h.update(name.encode())
-            h.update(tensor.detach().float().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def data_fingerprint(texts: list[str], pairs: list[str] | None = None) -> str:
-    h = hashlib.sha256()
-    for i, t in enumerate(texts):
-        h.update(t.encode("utf-8", "surrogatepass"))
-        h.update(b"\x1f")
-        if pairs is not None:
-            h.update(pairs[i].encode("utf-8", "surrogatepass"))
-        h.update(b"\x1e")
-    return h.hexdigest()[:16]
+teacher_fingerprint = weights_fingerprint  # names kept for the distillation package's callers
 
 
 @torch.inference_mode()
@@ -296,25 +260,6 @@ def teacher_logits(
 
 
 def cached_teacher_logits(cache_dir: str, key: dict, compute):
-    """Return the cached outputs for ``key`` (a dict naming teacher, data and preprocessing), or ``compute()`` them
-    and store them atomically. Outputs are an array (classification) or a dict of arrays (QA windows).
-    Returns `(outputs, hit)`."""
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-    path = os.path.join(cache_dir, f"{digest}.npz")
-    if os.path.isfile(path):
-        try:
-            with np.load(path) as z:
-                out = {k: z[k] for k in z.files}
-            logger.info("teacher outputs for %s: cache hit (%s)", key.get("split", "data"), path)
-            return (out["logits"] if set(out) == {"logits"} else out), True
-        except (OSError, ValueError, KeyError):
-            logger.warning("teacher cache file %s is unreadable; recomputing", path)
-    arr = compute()
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp.npz"
-    np.savez(tmp, **(arr if isinstance(arr, dict) else {"logits": arr}))
-    with open(os.path.join(cache_dir, f"{digest}.json"), "w", encoding="utf-8") as f:
-        json.dump(key, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
-    logger.info("teacher outputs for %s cached in %s", key.get("split", "data"), path)
-    return arr, False
+    """The teacher's outputs for ``key`` (teacher, data, preprocessing) from the on-disk cache, or computed and
+    stored (`nlp_transfer.cache.cached_arrays`). Returns ``(outputs, hit)``."""
+    return cached_arrays(cache_dir, key, compute, what="teacher outputs")

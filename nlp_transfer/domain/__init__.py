@@ -24,16 +24,15 @@ from transformers import Trainer
 from .. import data, sentiment
 from ..config import DataArguments, DomainArguments
 from ..errors import NLPTransferError
+from ..heads import find_head, pool_head_input
 from .trainer import (
     DOMAIN_FILE,
     DomainAdaptationTrainer,
     consistency_loss,
     dann_lambda,
     domain_loss,
-    find_head,
     make_discriminator,
     mask_tokens,
-    pool_head_input,
     reverse_gradient,
 )
 

@@ -29,12 +29,11 @@ from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..errors import NLPTransferError
+from ..heads import find_head, head_width, pool_head_input
 
 logger = logging.getLogger(__name__)
 
 DOMAIN_FILE = "domain_adaptation.pt"  # in checkpoints only: the discriminator and the target-batch position
-# how transformers' sequence-classification models name their head (PEFT's SEQ_CLS modules_to_save, plus BART's)
-HEAD_NAMES = ("classifier", "score", "classification_head")
 
 
 # ------------------------------------------------------------------------------------------- the pieces
@@ -99,45 +98,6 @@ def mask_tokens(batch: dict, probability: float, mask_id: int, special_ids: list
     return {**batch, "input_ids": ids.masked_fill(hit, mask_id)}
 
 
-def pool_head_input(x: torch.Tensor, head_output_dim: int, attention_mask: torch.Tensor | None) -> torch.Tensor:
-    """The one vector per example the head classifies, from what the head was called with.
-
-    - ``[B, H]`` (BERT-style ``classifier`` on the pooled vector): as is.
-    - ``[B, T, H]`` and a ``[B, C]`` output: the head pools inside, from the first token (RoBERTa's, ELECTRA's
-      ``classifier``): the first token.
-    - ``[B, T, H]`` and a ``[B, T, C]`` output: the model pools the head's per-token output afterwards (GPT-2's
-      ``score``, decoders), at the last non-pad token: the last position the attention mask keeps (as
-      transformers' last-non-pad rule; with left padding too).
-    """
-    if x.dim() == 2:
-        return x
-    if head_output_dim == 2:
-        return x[:, 0]
-    if attention_mask is None:
-        return x[:, -1]
-    positions = torch.arange(x.shape[1], device=x.device)
-    last = (positions * attention_mask.to(x.device).long()).argmax(-1)
-    return x[torch.arange(x.shape[0], device=x.device), last]
-
-
-def find_head(model: nn.Module) -> tuple[str, nn.Module]:
-    """The classification head (outermost module named like one; inside a PeftModel, its modules_to_save wrapper)."""
-    found = [(n, m) for n, m in model.named_modules() if n.rsplit(".", 1)[-1] in HEAD_NAMES]
-    if not found:
-        raise NLPTransferError(
-            f"--domain_adaptation: no classification head ({' / '.join(HEAD_NAMES)}) found in "
-            f"{type(model).__name__}: this architecture is not supported; drop --domain_adaptation"
-        )
-    return min(found, key=lambda nm: nm[0].count("."))
-
-
-def _head_width(head: nn.Module) -> int:
-    linear = next((m for m in head.modules() if isinstance(m, nn.Linear)), None)
-    if linear is None:
-        raise NLPTransferError(f"--domain_adaptation dann: the head {type(head).__name__} has no linear layer")
-    return linear.in_features
-
-
 class _Cycle(torch.utils.data.Sampler):
     """Indices in a seeded order, a new one each pass (accelerate calls ``set_epoch`` with the pass number)."""
 
@@ -198,13 +158,13 @@ class DomainAdaptationTrainer(Trainer):
         self.mask_probability, self.mask_token_id = mask_probability, mask_token_id
         self.discriminator_learning_rate = discriminator_learning_rate
         self.special_ids = list(getattr(self.processing_class, "all_special_ids", []) or [])
-        self.head_name, self.head = find_head(self.model)
+        self.head_name, self.head = find_head(self.model, flag="--domain_adaptation")
         self._warn_if_features_are_frozen()
         self.discriminator = None
         if method == "dann":
             with torch.random.fork_rng(devices=[]):  # the same start on every rank, the run's RNG untouched
                 torch.manual_seed(self.args.seed)
-                self.discriminator = make_discriminator(_head_width(self.head), discriminator_hidden)
+                self.discriminator = make_discriminator(head_width(self.head), discriminator_hidden)
             self.discriminator.to(self.args.device)
         elif mask_probability <= 0 and not any(isinstance(m, nn.Dropout) and m.p > 0 for m in self.model.modules()):
             raise NLPTransferError(

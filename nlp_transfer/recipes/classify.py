@@ -35,7 +35,7 @@ import sys
 
 from transformers import DataCollatorWithPadding
 
-from nlp_transfer import data, domain, modeling, run, strategies, tasks
+from nlp_transfer import data, domain, features, modeling, run, strategies, tasks
 from nlp_transfer.artifacts.card import CardInfo
 from nlp_transfer.cli import run_main
 from nlp_transfer.config import (
@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> dict:
             dd, tokenizer, max_seq_length=max_len, pad_to_max_length=data_args.pad_to_max_length
         )
     adapt = domain.setup(job, dd["train"], tokenizer, max_len, labels.problem_type)  # plain Trainer unless asked
-    trainer = adapt.trainer_cls(
+    trainer_cls, trainer_kwargs = features.trainer_for(model_args, model, adapt.trainer_cls, adapt.kwargs)
+    trainer = trainer_cls(
         model=model,
         args=training_args,
         train_dataset=tokenized["train"],
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=make_compute_metrics(labels.problem_type),
-        **adapt.kwargs,
+        **trainer_kwargs,
     )
     metrics = run.train(job, trainer, tokenized)
     metrics.update(trainable_params=trainable, total_params=total, **adapt.metrics)

@@ -36,7 +36,7 @@ import sys
 
 from transformers import DataCollatorWithPadding
 
-from nlp_transfer import data, domain, modeling, run, sentiment, strategies, tasks
+from nlp_transfer import data, domain, features, modeling, run, sentiment, strategies, tasks
 from nlp_transfer.artifacts.card import CardInfo
 from nlp_transfer.cli import run_main
 from nlp_transfer.config import (
@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
     compute_metrics, point_metrics_at = sentiment.evaluation_setup(
         sent_args, training_args, job.explicit, tokenized, labels.problem_type
     )
-    trainer = adapt.trainer_cls(
+    trainer_cls, trainer_kwargs = features.trainer_for(model_args, model, adapt.trainer_cls, adapt.kwargs)
+    trainer = trainer_cls(
         model=model,
         args=training_args,
         train_dataset=tokenized["train"],
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
-        **adapt.kwargs,
+        **trainer_kwargs,
     )
     metrics = run.train(job, trainer, tokenized, before_evaluate=point_metrics_at)
     metrics.update(trainable_params=trainable, total_params=total, label_scheme=scheme, **adapt.metrics)
