@@ -44,7 +44,7 @@ import accuracy  # benchmarks/accuracy.py: machine(), mean_std(), save(), SHARED
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROUTES = ("source_only", "tapt", "dann", "consistency", "self_train", "tapt_self_train", "tapt_dann",
-          "dann_prior_oracle", "tapt_in_domain", "in_domain")
+          "dann_prior_oracle", "tapt_in_domain", "in_domain")  # fmt: skip
 DEFAULT_ROUTES = tuple(r for r in ROUTES if r != "tapt_dann")
 SOURCE_ROWS, TARGET_TEXTS, TEST_TWEETS = 2000, 2000, 1000
 BUDGET = ["--max_seq_length", "64", "--num_train_epochs", "2", "--per_device_train_batch_size", "16",

@@ -79,17 +79,6 @@ class StrategyArguments:
             "nargs": "+",
         },
     )
-    cache_features: bool = field(
-        default=True,
-        metadata={
-            "help": "frozen: compute the backbone's features of the training rows once (cached on disk, keyed by "
-            "backbone weights and tokenised rows) and train the head on them; false runs the frozen backbone on "
-            "every step, as before."
-        },
-    )
-    feature_cache_dir: str | None = field(
-        default=None, metadata={"help": "frozen: where features are cached. Default: $NLP_TRANSFER_CACHE/features."}
-    )
     merge_lora: bool = field(
         default=False, metadata={"help": "lora: also write a merged standalone model to <output_dir>/merged."}
     )
@@ -125,6 +114,46 @@ class ModelArguments(StrategyArguments):
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Run custom modelling code from the checkpoint. Off unless you ask."}
     )
+
+
+@dataclass
+class HeadArguments:
+    """What the classification head reads, and how a frozen backbone's features are reused (classify, sentiment)."""
+
+    pooling: str = field(
+        default="model",
+        metadata={
+            "help": "model: the architecture's own head (BERT's [CLS] pooler, a decoder's last token); the folder is "
+            "plain transformers. mean / cls / last: the head reads the attention-masked mean of the token states, "
+            "the first token's state (no pooler) or the last non-pad token's; mean is what sentence-embedding "
+            "checkpoints were trained for. Those folders carry pooled_model.py and load with "
+            "pipeline(..., trust_remote_code=True).",
+            "choices": ["model", "mean", "cls", "last"],
+        },
+    )
+    pool_layers: int = field(
+        default=1,
+        metadata={"help": "mean / cls / last: pool each of the last N layers and concatenate them (feature fusion)."},
+    )
+    cache_features: bool = field(
+        default=True,
+        metadata={
+            "help": "frozen: compute the backbone's features of the training rows once (cached on disk, keyed by "
+            "backbone weights and tokenised rows) and train the head on them; false runs the frozen backbone on "
+            "every step, as before."
+        },
+    )
+    feature_cache_dir: str | None = field(
+        default=None, metadata={"help": "frozen: where features are cached. Default: $NLP_TRANSFER_CACHE/features."}
+    )
+
+    def __post_init__(self):
+        _at_least("pool_layers", self.pool_layers, 1)
+        if self.pool_layers > 1 and self.pooling == "model":
+            raise NLPTransferError(
+                "--pool_layers fuses layers of --pooling mean, cls or last; the model's own head reads one layer: "
+                "add --pooling mean (or drop --pool_layers)"
+            )
 
 
 @dataclass

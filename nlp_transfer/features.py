@@ -229,7 +229,9 @@ class CachedFeaturesTrainer(Trainer):
         return TrainOutput(total, metrics["train_loss"], metrics)
 
 
-def trainer_for(model_args, model, trainer_cls: type = Trainer, kwargs: dict | None = None) -> tuple[type, dict]:
+def trainer_for(
+    model_args, head_args, model, trainer_cls: type = Trainer, kwargs: dict | None = None
+) -> tuple[type, dict]:
     """The Trainer class and extra kwargs a recipe builds: `CachedFeaturesTrainer` when only the head trains
     (a strategy whose entry says ``head_only``, i.e. ``frozen``), ``--cache_features`` is on and the recipe would use
     the plain `Trainer` (domain adaptation needs the live backbone); else ``trainer_cls`` and ``kwargs`` unchanged."""
@@ -238,10 +240,10 @@ def trainer_for(model_args, model, trainer_cls: type = Trainer, kwargs: dict | N
     kwargs = dict(kwargs or {})
     if trainer_cls is not Trainer or not strategies.get(model_args.strategy).head_only:
         return trainer_cls, kwargs
-    if not model_args.cache_features:
+    if not head_args.cache_features:
         logger.info("--cache_features false: the frozen backbone runs on every training step")
         return trainer_cls, kwargs
     if not eligible(model):
         logger.info("%s: no head-only model to cache features for; training step by step", FLAG)
         return trainer_cls, kwargs
-    return CachedFeaturesTrainer, {**kwargs, "feature_cache_dir": model_args.feature_cache_dir}
+    return CachedFeaturesTrainer, {**kwargs, "feature_cache_dir": head_args.feature_cache_dir}

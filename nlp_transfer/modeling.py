@@ -187,8 +187,18 @@ def tokenizer_for(model_args, model_path: str):
     return load_tokenizer(source, trust_remote_code=model_args.trust_remote_code, revision=model_args.model_revision)
 
 
-def classifier_for(model_args, model_path: str, labels, tokenizer):
-    """`load_sequence_classifier` for a recipe's `ModelArguments` and the data's `LabelInfo`."""
+def classifier_for(model_args, model_path: str, labels, tokenizer, head_args=None):
+    """`load_sequence_classifier` for a recipe's `ModelArguments` and the data's `LabelInfo`; with `HeadArguments`
+    naming a pooling (``--pooling mean|cls|last``), `load_pooled_classifier`."""
+    if head_args is not None and head_args.pooling != "model":
+        return load_pooled_classifier(
+            model_path,
+            labels,
+            pooling=head_args.pooling,
+            pool_layers=head_args.pool_layers,
+            trust_remote_code=model_args.trust_remote_code,
+            revision=model_args.model_revision,
+        )
     return load_sequence_classifier(
         model_path,
         num_labels=labels.num_labels,
@@ -199,3 +209,66 @@ def classifier_for(model_args, model_path: str, labels, tokenizer):
         trust_remote_code=model_args.trust_remote_code,
         revision=model_args.model_revision,
     )
+
+
+def load_pooled_classifier(
+    name_or_path: str, labels, *, pooling: str, pool_layers: int, trust_remote_code=False, revision="main"
+):
+    """`nlp_transfer.pooled_model.PooledModelForSequenceClassification` on the checkpoint's backbone
+    (``AutoModel``; a task head the checkpoint has, e.g. an MLM head, is dropped) with a new linear head."""
+    from transformers import AutoModel
+
+    from .pooled_model import PooledClassifierConfig, PooledModelForSequenceClassification
+
+    try:
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # unused pretraining-head weights of the checkpoint: expected, logged below
+        try:
+            backbone = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, revision=revision)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+    except LOAD_ERRORS as e:
+        raise load_error(name_or_path, e) from None
+    layers = getattr(backbone.config, "num_hidden_layers", None)
+    if layers is not None and pool_layers > layers + 1:  # hidden_states: the embeddings + one per layer
+        raise NLPTransferError(
+            f"--pool_layers {pool_layers}: {name_or_path} has {layers} layers (plus its embeddings): use at most "
+            f"{layers + 1}"
+        )
+    backbone_cfg = {
+        k: v for k, v in backbone.config.to_dict().items() if k not in ("_name_or_path", "id2label", "label2id")
+    }
+    config = PooledClassifierConfig(
+        backbone=backbone_cfg,
+        pooling=pooling,
+        pool_layers=pool_layers,
+        classifier_dropout=getattr(backbone.config, "hidden_dropout_prob", 0.1) or 0.0,
+        num_labels=labels.num_labels,
+        id2label=labels.id2label,
+        label2id=labels.label2id,
+        problem_type=labels.problem_type,
+    )
+    logger.info(
+        "head: %s pooling over the last %d layer(s) of %s (%s), new linear head; the folder carries pooled_model.py "
+        "and loads with trust_remote_code=True",
+        pooling, pool_layers, name_or_path, type(backbone).__name__,
+    )  # fmt: skip
+    return PooledModelForSequenceClassification(config, backbone=backbone)
+
+
+def pooled_base(path: str, config, trust_remote_code: bool = False):
+    """The untrained pooled classifier for ``config`` on the backbone at ``path`` (what an adapter sits on)."""
+    from transformers import AutoModel
+
+    from .pooled_model import PooledModelForSequenceClassification
+
+    backbone = AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code)
+    return PooledModelForSequenceClassification(config, backbone=backbone)
+
+
+def needs_remote_code(model) -> bool:
+    """Whether the folder this model saves to loads only with ``trust_remote_code=True`` (a pooled classifier)."""
+    from .pooled_model import PooledClassifierConfig
+
+    config = getattr(model, "config", None)
+    return isinstance(config, PooledClassifierConfig) or getattr(config, "model_type", None) == "pooled_classifier"

@@ -330,11 +330,15 @@ class WindowedMetrics:
         return out
 
 
-def predict(model: str, texts: list[str], *, batch_size: int = 32, device: str | None = None) -> list[dict]:
+def predict(
+    model: str, texts: list[str], *, batch_size: int = 32, device: str | None = None, trust_remote_code: bool = False
+) -> list[dict]:
     """Classify ``texts`` with a sentiment model folder the way it was trained to read long texts.
 
     For ``head`` and ``tail`` models this gives what ``pipeline("text-classification", model, truncation=True)``
     gives; ``head_tail`` and ``windows`` need this function (or `shorten` before a pipeline, for head_tail).
+
+    ``trust_remote_code=True`` loads a folder trained with ``--pooling mean|cls|last`` (it carries pooled_model.py).
 
     Returns:
         One ``{"label": name, "score": probability}`` per text.
@@ -342,8 +346,8 @@ def predict(model: str, texts: list[str], *, batch_size: int = 32, device: str |
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    clf = AutoModelForSequenceClassification.from_pretrained(model).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
+    clf = AutoModelForSequenceClassification.from_pretrained(model, trust_remote_code=trust_remote_code).eval()
     if device:
         clf.to(device)
     cfg = clf.config
@@ -532,7 +536,10 @@ def trained_labels(model, tokenizer, texts, names, max_len, sent_args) -> list[s
 
 def check_predict(folder: str, model, tokenizer, texts: list[str], names, max_len: int, sent_args) -> dict:
     """Round trip of `predict` (which applies ``--long_text`` itself): it must give the trained model's labels."""
-    got = [p["label"] for p in predict(folder, texts, device=str(model.device))]
+    from .modeling import needs_remote_code
+
+    trust = needs_remote_code(model)
+    got = [p["label"] for p in predict(folder, texts, device=str(model.device), trust_remote_code=trust)]
     want = trained_labels(model, tokenizer, texts, names, max_len, sent_args)
     if got != want:
         raise NLPTransferError(

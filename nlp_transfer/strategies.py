@@ -148,7 +148,10 @@ def default_lora_targets(model) -> list[str] | str:
     """PEFT's default LoRA targets for this architecture, or "all-linear" when PEFT has no entry for it."""
     from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as mapping
 
-    targets = mapping.get(getattr(model.config, "model_type", None))
+    model_type = getattr(model.config, "model_type", None)
+    if isinstance(getattr(model.config, "backbone", None), dict):  # a pooled classifier: its backbone's entry
+        model_type = model.config.backbone.get("model_type", model_type)
+    targets = mapping.get(model_type)
     return list(targets) if targets else "all-linear"
 
 

@@ -42,6 +42,7 @@ from nlp_transfer.config import (
     TRAINING_DEFAULTS,
     DataArguments,
     DomainArguments,
+    HeadArguments,
     ModelArguments,
     TransferTrainingArguments,
 )
@@ -55,10 +56,10 @@ TASK = tasks.CLASSIFICATION
 def main(argv: list[str] | None = None) -> dict:
     # ---- 1. configuration (defaults < --config YAML < CLI), output folder, seed: checked before anything loads
     job = run.start(
-        "classify", argv, (ModelArguments, DataArguments, DomainArguments, TransferTrainingArguments),
+        "classify", argv, (ModelArguments, HeadArguments, DataArguments, DomainArguments, TransferTrainingArguments),
         defaults=TRAINING_DEFAULTS, doc=__doc__, task=TASK,
     )  # fmt: skip
-    model_args, data_args, _, training_args = job.args
+    model_args, head_args, data_args, _, training_args = job.args
 
     # ---- 2. data: load, check, label maps, held-out split
     if data_args.train_file is None and data_args.dataset_name is None:
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # ---- 3. task model + tokenizer + transfer strategy
     tokenizer = modeling.tokenizer_for(model_args, job.model_path)
-    model = modeling.classifier_for(model_args, job.model_path, labels, tokenizer)
+    model = modeling.classifier_for(model_args, job.model_path, labels, tokenizer, head_args)
     max_len = modeling.fit_max_length(data_args.max_seq_length, model.config)
     model = strategies.apply(model, model_args, task_type=TASK.peft_task_type)
     trainable, total = strategies.count_parameters(model)
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
             dd, tokenizer, max_seq_length=max_len, pad_to_max_length=data_args.pad_to_max_length
         )
     adapt = domain.setup(job, dd["train"], tokenizer, max_len, labels.problem_type)  # plain Trainer unless asked
-    trainer_cls, trainer_kwargs = features.trainer_for(model_args, model, adapt.trainer_cls, adapt.kwargs)
+    trainer_cls, trainer_kwargs = features.trainer_for(model_args, head_args, model, adapt.trainer_cls, adapt.kwargs)
     trainer = trainer_cls(
         model=model,
         args=training_args,
@@ -97,7 +98,13 @@ def main(argv: list[str] | None = None) -> dict:
         job,
         trainer,
         metrics,
-        export=tasks.Export(tokenizer, max_len, round_trip_inputs(dd), label2id=labels.label2id),
+        export=tasks.Export(
+            tokenizer,
+            max_len,
+            round_trip_inputs(dd),
+            label2id=labels.label2id,
+            trust_remote_code=modeling.needs_remote_code(model),
+        ),  # fmt: skip
         card=CardInfo(
             data.dataset_label(data_args),
             {"training examples": len(dd["train"]), **adapt.card_facts},

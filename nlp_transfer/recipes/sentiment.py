@@ -43,6 +43,7 @@ from nlp_transfer.config import (
     TRAINING_DEFAULTS,
     DataArguments,
     DomainArguments,
+    HeadArguments,
     ModelArguments,
     TransferTrainingArguments,
 )
@@ -63,10 +64,10 @@ def main(argv: list[str] | None = None) -> dict:
     # ---- 1. configuration (defaults < --config YAML < CLI), output folder, seed: checked before anything loads
     job = run.start(
         "sentiment", argv,
-        (ModelArguments, DataArguments, SentimentArguments, DomainArguments, TransferTrainingArguments),
+        (ModelArguments, HeadArguments, DataArguments, SentimentArguments, DomainArguments, TransferTrainingArguments),
         defaults=TRAINING_DEFAULTS, doc=__doc__, task=TASK,
     )  # fmt: skip
-    model_args, data_args, sent_args, _, training_args = job.args
+    model_args, head_args, data_args, sent_args, _, training_args = job.args
     if data_args.text_pair_column:
         raise NLPTransferError("sentiment reads one text column; for sentence pairs use the classify recipe")
     if data_args.max_seq_length < 8:
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
     if sent_args.long_text == "tail":
         # init_kwargs is what save_pretrained writes to tokenizer_config.json: pipeline(truncation=True) keeps the tail
         tokenizer.truncation_side = tokenizer.init_kwargs["truncation_side"] = "left"
-    model = modeling.classifier_for(model_args, job.model_path, labels, tokenizer)
+    model = modeling.classifier_for(model_args, job.model_path, labels, tokenizer, head_args)
     max_len = modeling.fit_max_length(data_args.max_seq_length, model.config)
     model.config.update(sent_args.config_entries())  # how it reads long texts travels in config.json
     model = strategies.apply(model, model_args, task_type=TASK.peft_task_type)
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
     compute_metrics, point_metrics_at = sentiment.evaluation_setup(
         sent_args, training_args, job.explicit, tokenized, labels.problem_type
     )
-    trainer_cls, trainer_kwargs = features.trainer_for(model_args, model, adapt.trainer_cls, adapt.kwargs)
+    trainer_cls, trainer_kwargs = features.trainer_for(model_args, head_args, model, adapt.trainer_cls, adapt.kwargs)
     trainer = trainer_cls(
         model=model,
         args=training_args,
@@ -150,7 +151,12 @@ def main(argv: list[str] | None = None) -> dict:
         trainer,
         metrics,
         export=tasks.Export(
-            tokenizer, max_len, cut, label2id=labels.label2id, extra_checks={"predict": check_predict}
+            tokenizer,
+            max_len,
+            cut,
+            label2id=labels.label2id,
+            extra_checks={"predict": check_predict},
+            trust_remote_code=modeling.needs_remote_code(model),
         ),
         card=CardInfo(
             data.dataset_label(data_args, DEFAULT_DATASET),

@@ -89,6 +89,10 @@ class ClassificationTask(Task):
     def load_base(self, path, config, trust_remote_code=False):
         from transformers import AutoModelForSequenceClassification
 
+        if getattr(config, "model_type", None) == "pooled_classifier":  # --pooling mean|cls|last: not an auto class
+            from ..modeling import pooled_base
+
+            return pooled_base(path, config, trust_remote_code)
         return AutoModelForSequenceClassification.from_pretrained(
             path, config=config, trust_remote_code=trust_remote_code
         )
@@ -199,13 +203,20 @@ def _short(name: str) -> str:
 
 
 def _usage(card, export, base_model: str, adapter: bool, merged: bool) -> str:
+    remote = ", trust_remote_code=True" if export.trust_remote_code else ""
     usage = f"""```python
 from transformers import pipeline
 
-clf = pipeline("text-classification", model="PATH_OR_REPO", truncation=True)
+clf = pipeline("text-classification", model="PATH_OR_REPO", truncation=True{remote})
 clf("your text here")
 ```
 `truncation=True` cuts inputs at {export.max_seq_length} tokens, as in training."""
+    if export.trust_remote_code:
+        usage += (
+            " The head pools the token states itself (`--pooling`), which no transformers architecture's own head "
+            "does: the folder carries that code (`pooled_model.py`, torch and transformers only; read it before "
+            "you opt in) and loads with `trust_remote_code=True`."
+        )
     if card.problem_type == "regression":
         usage += ' For this regression model call `clf(text, function_to_apply="none")` to get the raw score.'
     if card.problem_type == "multi_label_classification":

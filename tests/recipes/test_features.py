@@ -46,7 +46,9 @@ def test_another_backbone_is_a_miss(tiny_bert, sentiment_files, tmp_path):
     other = make_tiny_bert(str(tmp_path / "other"), seed=1)
     cache = str(tmp_path / "features")
     run(tiny_bert, sentiment_files, tmp_path / "a", "--feature_cache_dir", cache)
-    assert run(other, sentiment_files, tmp_path / "b", "--feature_cache_dir", cache)["train_feature_cache_hit"] is False
+    assert (
+        run(other, sentiment_files, tmp_path / "b", "--feature_cache_dir", cache)["train_feature_cache_hit"] is False
+    )
 
 
 @pytest.mark.parametrize("arch", ["tiny_bert", "tiny_gpt2"])
@@ -102,3 +104,60 @@ def test_the_head_trains_on_cached_features_and_is_the_exported_head(tiny_bert, 
 def test_cache_features_false_is_the_step_by_step_run(tiny_bert, sentiment_files, tmp_path):
     metrics = run(tiny_bert, sentiment_files, tmp_path / "out", "--cache_features", "false")
     assert "train_feature_cache_hit" not in metrics
+
+
+# ------------------------------------------------------------------------------------------ --pooling, fusion
+def test_mean_pooling_and_layer_fusion_equal_a_hand_computation(tiny_bert):
+    from transformers import AutoModel
+
+    from nlp_transfer.pooled_model import PooledClassifierConfig, PooledModelForSequenceClassification
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    backbone = AutoModel.from_pretrained(tiny_bert)
+    config = PooledClassifierConfig(backbone=backbone.config.to_dict(), pooling="mean", pool_layers=2, num_labels=2)
+    model = PooledModelForSequenceClassification(config, backbone=backbone).eval()
+    enc = tok(["good great fine movie", "bad"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        states = backbone(**enc, output_hidden_states=True).hidden_states
+        mask = enc["attention_mask"]
+        by_hand = []
+        for row in range(2):
+            n = int(mask[row].sum())  # right padding: the first n tokens are real
+            by_hand.append(torch.cat([states[-2][row, :n].mean(0), states[-1][row, :n].mean(0)]))
+        want = model.classifier(torch.stack(by_hand))
+        torch.testing.assert_close(model(**enc).logits, want, atol=1e-5, rtol=1e-4)
+
+
+def test_a_pooled_folder_loads_in_a_process_without_nlp_transfer(tiny_bert, sentiment_files, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    metrics = run(tiny_bert, sentiment_files, out, "--pooling", "mean", "--pool_layers", "2")
+    assert metrics["train_feature_cache_hit"] is False  # frozen + a pooled head: the features are still cached
+    assert (out / "pooled_model.py").is_file()
+    assert "trust_remote_code=True" in (out / "README.md").read_text()
+    code = (
+        "import json, sys\n"
+        "from transformers import pipeline\n"
+        f"rec = json.load(open({str(out / 'roundtrip_check.json')!r}))\n"
+        f"clf = pipeline('text-classification', model={str(out)!r}, trust_remote_code=True)\n"
+        "got = clf(rec['inputs'], top_k=None, function_to_apply='none', truncation=True)\n"
+        "names = {v: k for k, v in rec['label2id'].items()}\n"
+        "for row, scores in zip(rec['expected_logits'], got):\n"
+        "    s = {d['label']: d['score'] for d in scores}\n"
+        "    assert all(abs(s[names[i]] - v) < 1e-4 for i, v in enumerate(row)), (row, s)\n"
+        "assert not any(m.startswith('nlp_transfer') for m in sys.modules), 'nlp_transfer was imported'\n"
+        "print('ok', len(got))\n"
+    )  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0 and done.stdout.startswith("ok 8"), done.stderr[-2000:]
+
+
+def test_pooling_refusals(tiny_bert, sentiment_files, tmp_path):
+    from nlp_transfer.errors import NLPTransferError
+
+    with pytest.raises(NLPTransferError, match="--pool_layers fuses layers of --pooling mean"):
+        run(tiny_bert, sentiment_files, tmp_path / "a", "--pool_layers", "2")
+    with pytest.raises(NLPTransferError, match="has 2 layers .plus its embeddings.: use at most 3"):
+        run(tiny_bert, sentiment_files, tmp_path / "b", "--pooling", "mean", "--pool_layers", "4")
