@@ -1,8 +1,20 @@
-"""Few-shot transfer: K labelled examples per class, pretrained MiniLM vs the same architecture from random init.
+"""Few-shot transfer: K labelled examples per class, pretrained MiniLM vs the same architecture from random init,
+and the few-shot methods (``--methods``) against the `setfit` library as the peer row.
 
     python benchmarks/few_shot.py                            # SST-2 and AG News, K = 8/16/64, seeds 42-44 (~25 min)
     python benchmarks/few_shot.py --datasets sst2 --shots 8  # a subset
     python benchmarks/few_shot.py --smoke                    # tiny budget: proves the script runs (tests/slow)
+    python benchmarks/few_shot.py --methods frozen_model frozen_mean contrastive setfit --shots 8
+                                                             # -> results/few_shot_methods.json
+
+Methods (every one sees the same K-per-class sample for a (dataset, K, seed)):
+
+    plain          full fine-tuning, 100 steps (the rows below), pretrained and random-init ("scratch")
+    frozen_model   --strategy frozen, the architecture's own head (BERT's [CLS] pooler), L-BFGS head on cached features
+    frozen_mean    --strategy frozen --pooling mean: the same on mean-pooled token states
+    contrastive    frozen_mean after --contrastive_iterations 20 (SetFit's method, in the classify recipe)
+    setfit         the setfit library itself (1.2.0, its defaults: oversampled pairs, 1 epoch, body lr 2e-5,
+                   logistic-regression head), same body, max_length and seed; skipped with a note if not installed
 
 For every (dataset, K, seed) two classify-recipe runs see the same K-per-class sample (drawn with that seed):
 ``pretrained`` starts from sentence-transformers/all-MiniLM-L6-v2, ``scratch`` from a copy of its architecture and
@@ -57,7 +69,10 @@ def pools(dataset, work):
 
 def sample(by_class, k, seed, path):
     rng = random.Random(seed)
-    rows = [(t, label) for label in sorted(by_class) for t in rng.sample(by_class[label], k)]
+    short = {label: len(v) for label, v in by_class.items() if len(v) < k}
+    if short:
+        print(f"K={k}: class(es) {short} have fewer examples; using all of theirs", flush=True)
+    rows = [(t, label) for label in sorted(by_class) for t in rng.sample(by_class[label], min(k, len(by_class[label])))]
     rng.shuffle(rows)
     return accuracy._write(path, ["text", "label"], rows)
 
@@ -76,6 +91,91 @@ def random_init_copy(folder, seed):
     return folder
 
 
+METHODS = ("plain", "frozen_model", "frozen_mean", "contrastive", "setfit")
+OURS = {
+    "frozen_model": ["--strategy", "frozen", "--head_solver", "lbfgs"],
+    "frozen_mean": ["--strategy", "frozen", "--head_solver", "lbfgs", "--pooling", "mean"],
+    "contrastive": ["--strategy", "frozen", "--head_solver", "lbfgs", "--pooling", "mean",
+                    "--contrastive_iterations", "20", "--per_device_train_batch_size", "16"],
+}  # fmt: skip
+
+
+def run_setfit(train, ev, max_length, seed, smoke):
+    """The peer row: setfit's own trainer on the same csv files, scored on the same evaluation rows."""
+    import time
+
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    from nlp_transfer.modeling import resolve_model_path
+
+    def load(path):
+        with open(path, encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        return Dataset.from_dict({"text": [r["text"] for r in rows], "label": [r["label"] for r in rows]})
+
+    t = time.time()
+    train_ds, eval_ds = load(train), load(ev)
+    if smoke:
+        eval_ds = eval_ds.select(range(32))
+    model = SetFitModel.from_pretrained(resolve_model_path(accuracy.MODEL), labels=sorted(set(train_ds["label"])))
+    args = TrainingArguments(seed=seed, max_length=max_length, report_to="none", save_strategy="no",
+                             max_steps=4 if smoke else -1, show_progress_bar=False)  # fmt: skip
+    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds)
+    trainer.train()
+    pred = model.predict(eval_ds["text"])
+    acc = sum(p == y for p, y in zip(pred, eval_ds["label"])) / len(eval_ds)
+    return {"seed": seed, "accuracy": round(acc, 4), "wall_s": round(time.time() - t, 1),
+            "command": f"setfit {__import__('setfit').__version__}: SetFitModel.from_pretrained(MiniLM-L6) + "
+                       f"setfit.Trainer(TrainingArguments(seed={seed}, max_length={max_length}))"}  # fmt: skip
+
+
+def methods_main(a):
+    """--methods without plain: the few-shot methods and the setfit peer; writes results/few_shot_methods.json."""
+    runs = []
+    for dataset in a.datasets:
+        with tempfile.TemporaryDirectory(prefix=f"bench-fewshot-{dataset}-") as work:
+            by_class, ev, opts = pools(dataset, work)
+            max_length = int(opts[opts.index("--max_seq_length") + 1])
+            for seed in a.seeds:
+                for k in a.shots:
+                    train = sample(by_class, k, seed, os.path.join(work, f"train-{k}-{seed}.csv"))
+                    for method in a.methods:
+                        if method == "setfit":
+                            try:
+                                import setfit  # noqa: F401
+                            except ImportError:
+                                print("setfit is not installed (pip install setfit==1.2.0): no peer row", flush=True)
+                                continue
+                            r = run_setfit(train, ev, max_length, seed, a.smoke)
+                        else:
+                            data = ["--train_file", train, "--validation_file", ev, *opts]
+                            extra = [*OURS[method], "--eval_strategy", "no"]
+                            if a.smoke:  # a tiny budget: 32 evaluation rows, one round of pairs
+                                extra += ["--max_eval_samples", "32"]
+                                extra += ["--contrastive_iterations", "1"] if method == "contrastive" else []
+                            r = accuracy.run("sst2", seed, OURS[method][1], False, work, extra=extra, data=data,
+                                             name=f"out-{k}-{seed}-{method}")  # fmt: skip
+                        r.update(dataset=dataset, shots_per_class=k, method=method)
+                        runs.append(r)
+                        print(dataset, k, seed, method, r["accuracy"], f"{r['wall_s']} s", flush=True)
+    summary = {}
+    for dataset in a.datasets:
+        for k in a.shots:
+            for method in a.methods:
+                rs = [r for r in runs if (r["dataset"], r["shots_per_class"], r["method"]) == (dataset, k, method)]
+                if rs:
+                    summary[f"{dataset} K={k} {method}"] = {
+                        **accuracy.mean_std([r["accuracy"] for r in rs]),
+                        "wall_s": round(sum(r["wall_s"] for r in rs) / len(rs), 1),
+                    }
+    result = {"benchmark": "few-shot methods vs setfit", "model": accuracy.MODEL, "smoke": a.smoke,
+              "machine": accuracy.machine(), "summary": summary, "runs": runs}  # fmt: skip
+    if not a.smoke:
+        accuracy.save(result, os.path.join(a.results, "few_shot_methods.json"))
+    print(json.dumps(summary))
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--datasets", nargs="+", choices=["sst2", "ag_news"], default=["sst2", "ag_news"])
@@ -83,8 +183,13 @@ def main():
     p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--results", default=os.path.join(accuracy.HERE, "results"))
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=["plain"])
     a = p.parse_args()
     accuracy.require_shared()
+    if a.methods != ["plain"]:
+        if "plain" in a.methods:
+            sys.exit("few_shot.py: run --methods plain on its own (it writes results/few_shot.json)")
+        return methods_main(a)
 
     runs = []
     for dataset in a.datasets:

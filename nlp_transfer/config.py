@@ -147,8 +147,36 @@ class HeadArguments:
         default=None, metadata={"help": "frozen: where features are cached. Default: $NLP_TRANSFER_CACHE/features."}
     )
 
+    contrastive_iterations: int = field(
+        default=0,
+        metadata={
+            "help": "Few-shot (SetFit's first step): before the head trains, fine-tune the body on pairs of training "
+            "texts, each round giving every row one same-label and one other-label partner; this many rounds (0: "
+            "off; SetFit uses 20). Needs --pooling mean/cls/last; with --strategy frozen it is SetFit."
+        },
+    )
+    contrastive_learning_rate: float = field(default=2e-5, metadata={"help": "Contrastive body learning rate."})
+    contrastive_epochs: int = field(default=1, metadata={"help": "Passes over the contrastive pairs."})
+    head_solver: str = field(
+        default="adamw",
+        metadata={
+            "help": "frozen, with cached features: adamw trains the head with the run's optimizer settings "
+            "(learning rate, epochs, batch size); lbfgs fits it to convergence on all rows at once (logistic "
+            "regression with an L2 penalty of 1/(2N), as scikit-learn's default C=1, which SetFit uses).",
+            "choices": ["adamw", "lbfgs"],
+        },
+    )
+
     def __post_init__(self):
         _at_least("pool_layers", self.pool_layers, 1)
+        _at_least("contrastive_iterations", self.contrastive_iterations, 0)
+        _at_least("contrastive_epochs", self.contrastive_epochs, 1)
+        if self.contrastive_learning_rate <= 0:
+            raise NLPTransferError(f"--contrastive_learning_rate must be > 0, got {self.contrastive_learning_rate}")
+        if self.contrastive_iterations and self.pooling == "model":
+            raise NLPTransferError(
+                "--contrastive_iterations trains the pooled sentence embedding: add --pooling mean (or cls / last)"
+            )
         if self.pool_layers > 1 and self.pooling == "model":
             raise NLPTransferError(
                 "--pool_layers fuses layers of --pooling mean, cls or last; the model's own head reads one layer: "

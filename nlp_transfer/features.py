@@ -117,10 +117,14 @@ class CachedFeaturesTrainer(Trainer):
 
     Args (beyond `Trainer`'s):
         feature_cache_dir (`str`, *optional*): where features are cached (default ``$NLP_TRANSFER_CACHE/features``).
+        head_solver (`str`): ``adamw`` (above) or ``lbfgs``: full-batch L-BFGS to convergence (at most 1,000
+            iterations) on the loss plus ``||W||^2 / (2N)`` (scikit-learn's ``LogisticRegression(C=1)``, SetFit's
+            head); learning rate, epochs and batch size are then unused.
     """
 
-    def __init__(self, *args, feature_cache_dir: str | None = None, **kwargs):
+    def __init__(self, *args, feature_cache_dir: str | None = None, head_solver: str = "adamw", **kwargs):
         super().__init__(*args, **kwargs)
+        self.head_solver = head_solver
         self.feature_cache_dir = feature_cache_dir or os.path.join(str(assets.cache_dir()), "features")
         self.cache_hit = None
 
@@ -174,6 +178,8 @@ class CachedFeaturesTrainer(Trainer):
         config = self.model.config
         p_drop = getattr(config, "classifier_dropout", None)
         p_drop = (getattr(config, "hidden_dropout_prob", 0.0) if p_drop is None else p_drop) if kind == "vector" else 0
+        if self.head_solver == "lbfgs":
+            return self._fit_lbfgs(head, x, y, kind, start)
         batch = args.per_device_train_batch_size
         per_epoch = math.ceil(len(x) / batch)
         total = args.max_steps if args.max_steps > 0 else max(1, math.ceil(args.num_train_epochs * per_epoch))
@@ -228,6 +234,43 @@ class CachedFeaturesTrainer(Trainer):
         )  # fmt: skip
         return TrainOutput(total, metrics["train_loss"], metrics)
 
+    def _fit_lbfgs(self, head, x, y, kind, start) -> TrainOutput:
+        params = [p for p in head.parameters() if p.requires_grad]
+        weights = [p for n, p in head.named_parameters() if p.requires_grad and n.endswith("weight")]
+        optimizer = torch.optim.LBFGS(
+            params, lr=1.0, max_iter=1000, tolerance_grad=1e-6, line_search_fn="strong_wolfe"
+        )
+        penalty = 1.0 / (2 * len(x))
+        head.eval()  # no dropout: a deterministic convex fit (for a linear head)
+        calls = []
+
+        def closure():
+            optimizer.zero_grad(set_to_none=True)
+            loss = self._loss(apply_head(head, x, kind), y)
+            calls.append(loss.item())
+            loss = loss + penalty * sum((w.float() ** 2).sum() for w in weights)
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        runtime = time.time() - start
+        self.state.max_steps = self.state.global_step = len(calls)
+        self.state.epoch = float(self.args.num_train_epochs)
+        for i in range(0, len(calls), max(1, len(calls) // 20)):
+            self.state.log_history.append({"loss": round(calls[i], 4), "learning_rate": 1.0, "step": i + 1})
+        metrics = {
+            "train_runtime": round(runtime, 3),
+            "train_loss": calls[-1],
+            "train_lbfgs_evaluations": len(calls),
+            "total_flos": 0.0,
+            "epoch": self.state.epoch,
+            "train_feature_cache_hit": bool(self.cache_hit),
+        }
+        self.state.log_history.append({**metrics, "step": len(calls)})
+        logger.info("head fitted by L-BFGS on cached features: %d loss evaluations, loss %.4f -> %.4f in %.1f s",
+                    len(calls), calls[0], calls[-1], runtime)  # fmt: skip
+        return TrainOutput(len(calls), calls[-1], metrics)
+
 
 def trainer_for(
     model_args, head_args, model, trainer_cls: type = Trainer, kwargs: dict | None = None
@@ -246,4 +289,8 @@ def trainer_for(
     if not eligible(model):
         logger.info("%s: no head-only model to cache features for; training step by step", FLAG)
         return trainer_cls, kwargs
-    return CachedFeaturesTrainer, {**kwargs, "feature_cache_dir": head_args.feature_cache_dir}
+    return CachedFeaturesTrainer, {
+        **kwargs,
+        "feature_cache_dir": head_args.feature_cache_dir,
+        "head_solver": head_args.head_solver,
+    }

@@ -85,14 +85,18 @@ class PooledModelForSequenceClassification(PreTrainedModel):
     def get_input_embeddings(self):
         return self.backbone.get_input_embeddings()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
+    def embed(self, input_ids=None, attention_mask=None, token_type_ids=None) -> torch.Tensor:
+        """The pooled vector the classifier reads (the sentence embedding), [B, hidden * pool_layers]."""
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None and "token_type_ids" in self._takes:
             inputs["token_type_ids"] = token_type_ids
         k = self.config.pool_layers
         out = self.backbone(**inputs, output_hidden_states=k > 1, return_dict=True)
         layers = out.hidden_states[-k:] if k > 1 else (out.last_hidden_state,)
-        pooled = torch.cat([pool(h, attention_mask, self.config.pooling) for h in layers], -1)
+        return torch.cat([pool(h, attention_mask, self.config.pooling) for h in layers], -1)
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
+        pooled = self.embed(input_ids, attention_mask, token_type_ids)
         logits = self.classifier(self.dropout(pooled))
         loss = None
         if labels is not None:

@@ -35,7 +35,7 @@ import sys
 
 from transformers import DataCollatorWithPadding
 
-from nlp_transfer import data, domain, features, modeling, run, strategies, tasks
+from nlp_transfer import contrastive, data, domain, features, modeling, run, strategies, tasks
 from nlp_transfer.artifacts.card import CardInfo
 from nlp_transfer.cli import run_main
 from nlp_transfer.config import (
@@ -90,8 +90,10 @@ def main(argv: list[str] | None = None) -> dict:
         compute_metrics=make_compute_metrics(labels.problem_type),
         **trainer_kwargs,
     )
+    body = contrastive.train_if_asked(head_args, model_args, model, tokenized["train"], trainer.data_collator,
+                                      training_args)  # fmt: skip
     metrics = run.train(job, trainer, tokenized)
-    metrics.update(trainable_params=trainable, total_params=total, **adapt.metrics)
+    metrics.update(trainable_params=trainable, total_params=total, **adapt.metrics, **body)
 
     # ---- 5. finish: save, round trip checked and recorded, card, metrics.json last, push
     return run.finish(

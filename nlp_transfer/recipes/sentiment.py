@@ -36,7 +36,7 @@ import sys
 
 from transformers import DataCollatorWithPadding
 
-from nlp_transfer import data, domain, features, modeling, run, sentiment, strategies, tasks
+from nlp_transfer import contrastive, data, domain, features, modeling, run, sentiment, strategies, tasks
 from nlp_transfer.artifacts.card import CardInfo
 from nlp_transfer.cli import run_main
 from nlp_transfer.config import (
@@ -134,8 +134,10 @@ def main(argv: list[str] | None = None) -> dict:
         compute_metrics=compute_metrics,
         **trainer_kwargs,
     )
+    body = contrastive.train_if_asked(head_args, model_args, model, tokenized["train"], trainer.data_collator,
+                                      training_args)  # fmt: skip
     metrics = run.train(job, trainer, tokenized, before_evaluate=point_metrics_at)
-    metrics.update(trainable_params=trainable, total_params=total, label_scheme=scheme, **adapt.metrics)
+    metrics.update(trainable_params=trainable, total_params=total, label_scheme=scheme, **adapt.metrics, **body)
 
     # ---- 5. finish: the pipeline sees each text the way the model was trained to read it (head_tail: cut first)
     texts = round_trip_inputs(dd)

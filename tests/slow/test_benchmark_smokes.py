@@ -82,3 +82,11 @@ def test_domain_shift_smoke():
     summary = json.loads(out.strip().splitlines()[-1])
     assert set(summary) == {"source_only", "tapt", "dann", "consistency", "self_train", "tapt_dann", "in_domain"}
     assert all(0 <= row["accuracy"]["mean"] <= 1 for row in summary.values())
+
+
+@pytest.mark.slow
+def test_few_shot_methods_smoke():
+    _need_shared()
+    out = _run(str(REPO / "benchmarks" / "few_shot.py"), "--smoke", "--datasets", "sst2", "--shots", "8", "--seeds",
+               "42", "--methods", "frozen_model", "frozen_mean", "contrastive", "setfit")  # fmt: skip
+    assert "K=8 contrastive" in out
