@@ -10,6 +10,7 @@ extractive QA: SQuAD exact match and F1 (v1.1 / v2.0; HasAns_ / NoAns_ splits fo
 
 from __future__ import annotations
 
+import logging
 import re
 import string
 import warnings
@@ -18,6 +19,8 @@ from collections import Counter
 import numpy as np
 from scipy.stats import pearsonr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, precision_recall_fscore_support
+
+logger = logging.getLogger(__name__)
 
 # The metric each problem type reports as its headline (and uses for model selection when asked).
 MAIN_METRIC = {
@@ -28,7 +31,17 @@ MAIN_METRIC = {
 
 
 def classification_metrics(predictions: np.ndarray, references: np.ndarray) -> dict[str, float]:
-    """Single-label metrics from predicted and true class ids."""
+    """Single-label metrics from predicted and true class ids. A model that predicts one class for every example
+    of a split holding several (a collapse, common in few-shot runs) is warned about: its accuracy is then only the
+    majority share."""
+    predicted, present = np.unique(predictions), np.unique(references)
+    if len(predicted) == 1 and len(present) > 1:
+        logger.warning(
+            "the model predicts one class (id %d) for all %d evaluated examples, which hold %d classes: a collapse. "
+            "With few labels, try --pooling mean --contrastive_iterations 20 --strategy frozen --head_solver lbfgs, "
+            "more steps, or another --seed",
+            int(predicted[0]), len(references), len(present),
+        )  # fmt: skip
     p, r, f1, _ = precision_recall_fscore_support(references, predictions, average="macro", zero_division=0)
     return {
         "accuracy": float(accuracy_score(references, predictions)),

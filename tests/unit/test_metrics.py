@@ -52,3 +52,20 @@ def test_compute_from_logits_dispatch():
     assert compute_from_logits(logits, np.array([0, 1]), "single_label_classification")["accuracy"] == 1.0
     ml = compute_from_logits(logits, np.array([[1, 0], [0, 1]]), "multi_label_classification")
     assert ml["f1_micro"] == 1.0
+
+
+def test_a_one_class_collapse_is_warned_about(caplog):
+    import logging
+
+    import numpy as np
+
+    from nlp_transfer.metrics import classification_metrics
+
+    with caplog.at_level(logging.WARNING):
+        classification_metrics(np.array([1, 1, 1, 1]), np.array([0, 1, 0, 1]))
+    assert "predicts one class (id 1) for all 4 evaluated examples, which hold 2 classes" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        classification_metrics(np.array([1, 0, 1, 1]), np.array([0, 1, 0, 1]))
+        classification_metrics(np.array([1, 1]), np.array([1, 1]))  # a one-class split: nothing to warn about
+    assert "collapse" not in caplog.text
