@@ -72,7 +72,9 @@ def sample(by_class, k, seed, path):
     short = {label: len(v) for label, v in by_class.items() if len(v) < k}
     if short:
         print(f"K={k}: class(es) {short} have fewer examples; using all of theirs", flush=True)
-    rows = [(t, label) for label in sorted(by_class) for t in rng.sample(by_class[label], min(k, len(by_class[label])))]
+    rows = [
+        (t, label) for label in sorted(by_class) for t in rng.sample(by_class[label], min(k, len(by_class[label])))
+    ]
     rng.shuffle(rows)
     return accuracy._write(path, ["text", "label"], rows)
 
