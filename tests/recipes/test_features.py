@@ -161,3 +161,27 @@ def test_pooling_refusals(tiny_bert, sentiment_files, tmp_path):
         run(tiny_bert, sentiment_files, tmp_path / "a", "--pool_layers", "2")
     with pytest.raises(NLPTransferError, match="has 2 layers .plus its embeddings.: use at most 3"):
         run(tiny_bert, sentiment_files, tmp_path / "b", "--pooling", "mean", "--pool_layers", "4")
+
+
+def test_lora_on_a_pooled_classifier_targets_its_backbone(tiny_bert, sentiment_files, tmp_path):
+    from nlp_transfer import strategies
+
+    out = tmp_path / "out"
+    metrics = run(
+        tiny_bert, sentiment_files, out, "--strategy", "lora", "--pooling", "mean", "--learning_rate", "1e-2"
+    )
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert sorted(config["target_modules"]) == ["query", "value"]  # PEFT's BERT entry, read off the backbone
+    assert "classifier" in (config.get("modules_to_save") or [])
+    assert metrics["roundtrip_pipeline_max_abs_logit_diff"] < 1e-4
+    assert strategies.default_lora_targets(classify_model(tiny_bert)) == ["query", "value"]
+
+
+def classify_model(path):
+    from types import SimpleNamespace
+
+    from nlp_transfer import modeling
+
+    labels = SimpleNamespace(num_labels=2, id2label={0: "a", 1: "b"}, label2id={"a": 0, "b": 1},
+                             problem_type="single_label_classification")  # fmt: skip
+    return modeling.load_pooled_classifier(path, labels, pooling="mean", pool_layers=1)
