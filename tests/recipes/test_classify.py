@@ -112,6 +112,7 @@ def test_full_encoder_end_to_end(tiny_bert, sentiment_files, tmp_path):
         (ModelArguments, DataArguments, TransferTrainingArguments), ["--config", str(out / "run_config.yaml")]
     )
     assert t.learning_rate == pytest.approx(5e-3) and m.strategy == "full" and d.max_seq_length == 16
+    assert "pooling" not in (out / "run_config.yaml").read_text()  # head options at their defaults: not recorded
 
 
 def test_frozen_keeps_backbone(tiny_bert, sentiment_files, tmp_path):

@@ -104,6 +104,8 @@ def test_the_head_trains_on_cached_features_and_is_the_exported_head(tiny_bert, 
 def test_cache_features_false_is_the_step_by_step_run(tiny_bert, sentiment_files, tmp_path):
     metrics = run(tiny_bert, sentiment_files, tmp_path / "out", "--cache_features", "false")
     assert "train_feature_cache_hit" not in metrics
+    config = (tmp_path / "out" / "run_config.yaml").read_text()
+    assert "cache_features: false" in config and "pooling: model" in config  # one option set: all recorded
 
 
 # ------------------------------------------------------------------------------------------ --pooling, fusion
@@ -136,6 +138,7 @@ def test_a_pooled_folder_loads_in_a_process_without_nlp_transfer(tiny_bert, sent
     metrics = run(tiny_bert, sentiment_files, out, "--pooling", "mean", "--pool_layers", "2")
     assert metrics["train_feature_cache_hit"] is False  # frozen + a pooled head: the features are still cached
     assert (out / "pooled_model.py").is_file()
+    assert "pooling: mean" in (out / "run_config.yaml").read_text()  # recorded only when not the defaults
     assert "trust_remote_code=True" in (out / "README.md").read_text()
     code = (
         "import json, sys\n"
