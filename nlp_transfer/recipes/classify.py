@@ -51,13 +51,14 @@ from nlp_transfer.tasks.classification import round_trip_inputs
 
 logger = logging.getLogger("nlp_transfer.recipes.classify")
 TASK = tasks.CLASSIFICATION
+# what the command line and a --config file may set, in `job.args` order (tests parse shipped configs with it)
+ARG_TYPES = (ModelArguments, HeadArguments, DataArguments, DomainArguments, TransferTrainingArguments)
 
 
 def main(argv: list[str] | None = None) -> dict:
     # ---- 1. configuration (defaults < --config YAML < CLI), output folder, seed: checked before anything loads
     job = run.start(
-        "classify", argv, (ModelArguments, HeadArguments, DataArguments, DomainArguments, TransferTrainingArguments),
-        defaults=TRAINING_DEFAULTS, doc=__doc__, task=TASK,
+        "classify", argv, ARG_TYPES, defaults=TRAINING_DEFAULTS, doc=__doc__, task=TASK,
     )  # fmt: skip
     model_args, head_args, data_args, _, training_args = job.args
 

@@ -55,6 +55,15 @@ __all__ = ["SentimentArguments", "main"]
 
 logger = logging.getLogger("nlp_transfer.recipes.sentiment")
 TASK = tasks.CLASSIFICATION
+# what the command line and a --config file may set, in `job.args` order (tests parse shipped configs with it)
+ARG_TYPES = (
+    ModelArguments,
+    HeadArguments,
+    DataArguments,
+    SentimentArguments,
+    DomainArguments,
+    TransferTrainingArguments,
+)
 DEFAULT_DATASET = "builtin:crowdflower_tweets"
 # The embedded default's budget (applied only when no data is given): 6,000 training tweets, 2,000 held out.
 DEFAULT_DATA_BUDGET = {"max_train_samples": 6000, "max_eval_samples": 2000}
@@ -64,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
     # ---- 1. configuration (defaults < --config YAML < CLI), output folder, seed: checked before anything loads
     job = run.start(
         "sentiment", argv,
-        (ModelArguments, HeadArguments, DataArguments, SentimentArguments, DomainArguments, TransferTrainingArguments),
+        ARG_TYPES,
         defaults=TRAINING_DEFAULTS, doc=__doc__, task=TASK,
     )  # fmt: skip
     model_args, head_args, data_args, sent_args, _, training_args = job.args

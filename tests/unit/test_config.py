@@ -82,12 +82,10 @@ def test_shipped_configs_exist():
 
 @pytest.mark.parametrize("path", sorted((REPO / "recipes" / "sentiment").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_sentiment_config_parses(path, tmp_path):
-    from nlp_transfer.config import DomainArguments
-    from nlp_transfer.recipes.sentiment import SentimentArguments
+    from nlp_transfer.recipes import sentiment
 
-    (m, d, s, da, t), explicit = parse_args(  # the sentiment recipe's argument types, in its order
-        (ModelArguments, DataArguments, SentimentArguments, DomainArguments, TransferTrainingArguments),
-        ["--config", str(path), "--output_dir", str(tmp_path)],
+    (m, h, d, s, da, t), explicit = parse_args(  # the sentiment recipe's own argument types
+        sentiment.ARG_TYPES, ["--config", str(path), "--output_dir", str(tmp_path)]
     )
     assert m.model_name_or_path and t.learning_rate > 0 and s.long_text
     assert (da.domain_adaptation == "none") == (da.target_file is None)
