@@ -177,17 +177,17 @@ class HeadArguments:
             raise NLPTransferError(
                 "--contrastive_iterations trains the pooled sentence embedding: add --pooling mean (or cls / last)"
             )
+        if self.pool_layers > 1 and self.pooling == "model":
+            raise NLPTransferError(
+                "--pool_layers fuses layers of --pooling mean, cls or last; the model's own head reads one layer: "
+                "add --pooling mean (or drop --pool_layers)"
+            )
 
     @property
     def recorded(self) -> bool:
         """Whether run_config.yaml lists these options: only when one differs from its default, so a plain run's
         file stays as it was (and reruns where these options do not exist)."""
         return any(getattr(self, f.name) != f.default for f in dataclasses.fields(self))
-        if self.pool_layers > 1 and self.pooling == "model":
-            raise NLPTransferError(
-                "--pool_layers fuses layers of --pooling mean, cls or last; the model's own head reads one layer: "
-                "add --pooling mean (or drop --pool_layers)"
-            )
 
 
 @dataclass
