@@ -6,6 +6,8 @@ and the few-shot methods (``--methods``) against the `setfit` library as the pee
     python benchmarks/few_shot.py --smoke                    # tiny budget: proves the script runs (tests/slow)
     python benchmarks/few_shot.py --methods frozen_model frozen_mean contrastive setfit --shots 8
                                                              # -> results/few_shot_methods.json
+    python benchmarks/few_shot.py --methods contrastive setfit --datasets ag_news --shots 8 --add
+                                                             # merged into it (a rerun replaces its own rows)
 
 Methods (every one sees the same K-per-class sample for a (dataset, K, seed)):
 
@@ -161,10 +163,16 @@ def methods_main(a):
                         r.update(dataset=dataset, shots_per_class=k, method=method)
                         runs.append(r)
                         print(dataset, k, seed, method, r["accuracy"], f"{r['wall_s']} s", flush=True)
+    out = os.path.join(a.results, "few_shot_methods.json")
+    if a.add and os.path.isfile(out):  # keep the earlier runs; a (dataset, K, seed, method) run now replaces its own
+        key = ("dataset", "shots_per_class", "seed", "method")
+        with open(out) as f:
+            new = {tuple(r[k] for k in key) for r in runs}
+            runs = [r for r in json.load(f)["runs"] if tuple(r[k] for k in key) not in new] + runs
     summary = {}
-    for dataset in a.datasets:
-        for k in a.shots:
-            for method in a.methods:
+    for dataset in sorted({r["dataset"] for r in runs}):
+        for k in sorted({r["shots_per_class"] for r in runs}):
+            for method in METHODS:
                 rs = [r for r in runs if (r["dataset"], r["shots_per_class"], r["method"]) == (dataset, k, method)]
                 if rs:
                     summary[f"{dataset} K={k} {method}"] = {
@@ -174,7 +182,7 @@ def methods_main(a):
     result = {"benchmark": "few-shot methods vs setfit", "model": accuracy.MODEL, "smoke": a.smoke,
               "machine": accuracy.machine(), "summary": summary, "runs": runs}  # fmt: skip
     if not a.smoke:
-        accuracy.save(result, os.path.join(a.results, "few_shot_methods.json"))
+        accuracy.save(result, out)
     print(json.dumps(summary))
 
 
@@ -186,6 +194,7 @@ def main():
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--results", default=os.path.join(accuracy.HERE, "results"))
     p.add_argument("--methods", nargs="+", choices=METHODS, default=["plain"])
+    p.add_argument("--add", action="store_true", help="--methods: merge into results/few_shot_methods.json")
     a = p.parse_args()
     accuracy.require_shared()
     if a.methods != ["plain"]:
