@@ -19,6 +19,7 @@ RECIPES = {
     "qa": "nlp_transfer.recipes.qa",
     "distill": "nlp_transfer.recipes.distill",
     "pretrain": "nlp_transfer.recipes.pretrain",
+    "multitask": "nlp_transfer.recipes.multitask",
     "push": "nlp_transfer.hub",  # not a recipe: publishes a finished run (nlp-transfer push OUTPUT_DIR REPO_ID)
 }
 

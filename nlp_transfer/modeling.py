@@ -8,6 +8,7 @@ import logging
 import os
 import re
 
+import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 from transformers import logging as hf_logging
 
@@ -131,8 +132,16 @@ def load_sequence_classifier(
 ):
     """``AutoModelForSequenceClassification`` with a new head for the given labels; decoders get ``pad_token_id``
     so their head can find the last real token of each padded row. The new head is logged by the caller, so
-    transformers' load report (which lists it as missing) is silenced for the load."""
+    transformers' load report (which lists it as missing) is silenced for the load.
+
+    Intermediate-task transfer: when ``name_or_path`` is already a fine-tuned sequence classifier (its config names a
+    ``...ForSequenceClassification`` architecture) with other labels, its encoder is kept and its head is replaced
+    by a new one for these labels (logged); with the same label names the head is kept (training continues). A LoRA
+    folder (``adapter_config.json``) reaches here merged (`starting_checkpoint`)."""
     try:
+        previous = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, revision=revision)
+        head_labels = _trained_labels(previous)
+        replace_head = head_labels is not None and head_labels != label2id
         config = AutoConfig.from_pretrained(
             name_or_path,
             num_labels=num_labels,
@@ -147,12 +156,16 @@ def load_sequence_classifier(
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # its "newly initialized: classifier" report is expected: the head is new
         try:
+            if replace_head:
+                return _new_head(name_or_path, config, head_labels, trust_remote_code, revision)
             model, info = AutoModelForSequenceClassification.from_pretrained(
                 name_or_path, config=config, trust_remote_code=trust_remote_code, revision=revision,
                 output_loading_info=True,
             )  # fmt: skip
         finally:
             hf_logging.set_verbosity(verbosity)
+        if head_labels is not None:
+            logger.info("%s is a classifier for these same labels: training continues with its head", name_or_path)
         dropped = weight_groups(info.get("unexpected_keys"))
         if dropped:  # e.g. the masked-LM head of an `nlp-transfer pretrain` folder: unused, not an error
             new = weight_groups(info.get("missing_keys"))
@@ -165,6 +178,89 @@ def load_sequence_classifier(
     except KeyError as e:  # unknown model_type in an old/new config
         raise NLPTransferError(f"{name_or_path}: this transformers version does not know model type {e}") from None
     return model
+
+
+def _trained_labels(config) -> dict | None:
+    """The label map of a fine-tuned sequence classifier's config; None for a base checkpoint (no such head)."""
+    if not any(a.endswith("ForSequenceClassification") for a in getattr(config, "architectures", None) or []):
+        return None
+    return {str(k): int(v) for k, v in (config.label2id or {}).items()}
+
+
+def _new_head(path: str, config, old_labels: dict, trust_remote_code: bool, revision: str):
+    """The classifier at ``path`` with its encoder kept and a freshly initialised head for ``config``'s labels."""
+    from transformers import AutoModel
+
+    model = AutoModelForSequenceClassification.from_config(config, trust_remote_code=trust_remote_code)
+    prefix = model.base_model_prefix
+    if not isinstance(getattr(model, prefix, None), torch.nn.Module):
+        raise NLPTransferError(
+            f"{path}: cannot tell the encoder of {type(model).__name__} from its head; start from its base model"
+        )
+    setattr(model, prefix, AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code, revision=revision))
+    logger.info(
+        "%s is a fine-tuned classifier for other labels (%s): intermediate-task transfer keeps its encoder, drops "
+        "its head and initialises a new one for this task's %d labels (%s)",
+        path, ", ".join(sorted(old_labels, key=old_labels.get)), config.num_labels,
+        ", ".join(str(config.id2label[i]) for i in range(config.num_labels)),
+    )  # fmt: skip
+    return model
+
+
+def starting_checkpoint(path: str, trust_remote_code: bool = False) -> str:
+    """Where a run starting from ``path`` loads its weights: ``path`` itself, or for a LoRA output folder of a
+    sequence classifier (``adapter_config.json``) its adapter merged into its base, saved once under the cache
+    folder (``$NLP_TRANSFER_CACHE/merged_adapters/``) and reused."""
+    config_file = os.path.join(path, "adapter_config.json")
+    if not os.path.isfile(config_file):
+        return path
+    import json
+
+    with open(config_file, encoding="utf-8") as f:
+        task_type = json.load(f).get("task_type")
+    with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+        pooled = json.load(f).get("model_type") == "pooled_classifier"
+    if task_type != "SEQ_CLS" or pooled:
+        raise NLPTransferError(
+            f"{path} is a LoRA folder ({task_type or 'no task type'}{', pooled head' if pooled else ''}): only "
+            "text-classification adapters are merged automatically; start from its merged/ folder (--merge_lora "
+            "true writes one) or from its base model"
+        )
+    return _merged_adapter_folder(path, trust_remote_code)
+
+
+def _merged_adapter_folder(folder: str, trust_remote_code: bool) -> str:
+    import hashlib
+
+    from .artifacts.roundtrip import adapter_base, adapter_model
+
+    digest = hashlib.sha256(os.path.realpath(folder).encode())
+    for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
+        if os.path.isfile(os.path.join(folder, name)):
+            with open(os.path.join(folder, name), "rb") as f:
+                digest.update(f.read())
+    out = os.path.join(str(assets.cache_dir()), "merged_adapters", digest.hexdigest()[:16])
+    if os.path.isfile(os.path.join(out, "config.json")):
+        return out
+    base = adapter_base(folder, None) or folder
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model, _ = adapter_model(
+            folder, base,
+            lambda p, c: AutoModelForSequenceClassification.from_pretrained(p, config=c,
+                                                                            trust_remote_code=trust_remote_code),
+            trust_remote_code,
+        )  # fmt: skip
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    tmp = out + f".tmp{os.getpid()}"
+    os.makedirs(os.path.dirname(tmp), exist_ok=True)
+    model.merge_and_unload().save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code).save_pretrained(tmp)
+    os.replace(tmp, out)
+    logger.info("%s is a LoRA folder: its adapter is merged into its base (%s) first, saved at %s", folder, base, out)
+    return out
 
 
 def weight_groups(names) -> list[str]:

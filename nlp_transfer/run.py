@@ -29,7 +29,7 @@ from .artifacts.saving import MERGED_DIR, save_model
 from .cli import setup_logging
 from .config import StrategyArguments, parse_args, to_serialisable
 from .errors import NLPTransferError
-from .modeling import resolve_model_path
+from .modeling import resolve_model_path, starting_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,8 @@ def start(
         folder.claim_output_dir(training_args.output_dir)
     model_name = next((a.model_name_or_path for a in args if hasattr(a, "model_name_or_path")), None)
     model_path = resolve_model_path(model_name) if model_name else None  # fail fast on a mistyped path
+    if model_path is not None and os.path.isdir(model_path):  # a LoRA folder as the start: merged first
+        model_path = starting_checkpoint(model_path, getattr(strategy_args, "trust_remote_code", False))
     set_seed(training_args.seed)
     return Run(
         name, args, training_args, explicit, strategy, strategy_args, task, training_args.output_dir, resume, push,

@@ -16,6 +16,8 @@ def write_metrics(path: str, metrics: dict) -> None:
     def clean(v):
         if isinstance(v, float) and not math.isfinite(v):
             return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
         return v
 
     with open(path, "w", encoding="utf-8") as f:

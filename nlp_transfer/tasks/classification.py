@@ -93,8 +93,10 @@ class ClassificationTask(Task):
             from ..modeling import pooled_base
 
             return pooled_base(path, config, trust_remote_code)
+        # ignore_mismatched_sizes: the base may itself be a classifier for other labels (intermediate-task transfer
+        # under LoRA); the adapter brings this task's head either way
         return AutoModelForSequenceClassification.from_pretrained(
-            path, config=config, trust_remote_code=trust_remote_code
+            path, config=config, trust_remote_code=trust_remote_code, ignore_mismatched_sizes=True
         )
 
     def check(self, folder, model, export: Export, *, peft, record, atol=1e-4):
