@@ -357,6 +357,12 @@ class MultiTaskTrainer(Trainer):
         self.tasks, self.sampling, self.temperature = tasks, sampling, temperature
         self.task_metrics: dict = {}
         super().__init__(*args, **kwargs)
+        plugin = getattr(self.accelerator.state, "deepspeed_plugin", None)
+        if getattr(self, "is_deepspeed_enabled", False) and plugin is not None and plugin.zero_stage == 3:
+            raise NLPTransferError(
+                "multitask runs do not support DeepSpeed ZeRO-3 (its gathered export rebuilds one model class): use "
+                "ZeRO-2, FSDP or DDP (recipes/accelerate/)"
+            )
 
     def get_train_dataloader(self):
         sampler = TaskBatchSampler(
