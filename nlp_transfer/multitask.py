@@ -198,7 +198,10 @@ class TaskBatchSampler(torch.utils.data.Sampler):
     """
 
     def __init__(self, sizes: list[int], batch_size: int, *, sampling: str, temperature: float, seed: int):
-        self.sizes, self.batch_size, self.sampling, self.seed = list(sizes), batch_size, sampling, seed
+        # not `self.batch_size`: accelerate's BatchSamplerShard reads that attribute and then treats a task's last,
+        # shorter batch as the end of the data, so ranks drew different numbers of batches and DDP hung (measured);
+        # without it every batch counts as one, whatever its length
+        self.sizes, self.rows_per_batch, self.sampling, self.seed = list(sizes), batch_size, sampling, seed
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(int)
         self.probs = task_probabilities(self.sizes, sampling, temperature)
         self.epoch = 0
@@ -207,18 +210,18 @@ class TaskBatchSampler(torch.utils.data.Sampler):
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return sum(math.ceil(n / self.batch_size) for n in self.sizes)
+        return sum(math.ceil(n / self.rows_per_batch) for n in self.sizes)
 
     def _batches_of(self, t: int, rng: np.random.Generator):
         while True:  # endless: the task's rows in a fresh random order each pass
             order = rng.permutation(self.sizes[t]) + self.offsets[t]
-            for i in range(0, len(order), self.batch_size):
-                yield order[i : i + self.batch_size].tolist()
+            for i in range(0, len(order), self.rows_per_batch):
+                yield order[i : i + self.rows_per_batch].tolist()
 
     def __iter__(self):
         rng = np.random.default_rng([self.seed, self.epoch])
         if self.sampling == "proportional":
-            tasks = np.repeat(np.arange(len(self.sizes)), [math.ceil(n / self.batch_size) for n in self.sizes])
+            tasks = np.repeat(np.arange(len(self.sizes)), [math.ceil(n / self.rows_per_batch) for n in self.sizes])
             rng.shuffle(tasks)
         else:
             tasks = rng.choice(len(self.sizes), size=len(self), p=self.probs)

@@ -214,3 +214,21 @@ def test_sigkill_distillation_resumes_from_the_last_complete_checkpoint(one_and_
     assert rc == 0, log[-3000:]
     assert "skipping checkpoint-9999" in log
     assert_same_result(tmp_path / "ref", out)
+
+
+def test_two_rank_multitask_run_finishes_with_tasks_of_uneven_batches(tiny_bert, data, tmp_path):
+    # 64 + 23 rows in batches of 4 end in a short batch each: accelerate's batch sharding used to count a short batch
+    # as the end of the data, so the ranks drew different numbers of batches and the run hung
+    import yaml
+
+    tasks = tmp_path / "tasks.yaml"
+    tasks.write_text(yaml.safe_dump([{"name": "a", "train_file": data["train"], "validation_file": data["dev"]},
+                                     {"name": "b", "train_file": data["dev"], "validation_split": 0.2}]))  # fmt: skip
+    out = tmp_path / "mt"
+    args = ["--model_name_or_path", tiny_bert, "--tasks", str(tasks), "--num_train_epochs", "2", "--save_strategy",
+            "no", "--per_device_train_batch_size", "4", "--max_seq_length", "32", "--report_to", "none",
+            "--output_dir", str(out)]  # fmt: skip
+    rc, log = recipe("multitask", args, tmp_path, nproc=2)
+    assert rc == 0, log[-3000:]
+    assert metrics(out)["tasks"]["a"]["eval_accuracy"] >= 0 and (out / "b" / "roundtrip_check.json").is_file()
+    assert log.count("multitask: 2 task folders") == 1  # rank 0 writes

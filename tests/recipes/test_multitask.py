@@ -213,6 +213,7 @@ def test_an_empty_task_file_is_one_line_naming_the_task(tiny_bert, task_files, t
     assert not out.exists() or not [e for e in os.listdir(out) if not e.startswith(".")]  # nothing half-written
 
 
+@pytest.mark.slow  # ~40 s: builds both built-in datasets and loads MiniLM-L6; `python -m pytest -m slow`
 def test_the_smoke_config_runs_on_real_minilm_and_data(tmp_path):
     from nlp_transfer.assets import packaged_model_path
 
