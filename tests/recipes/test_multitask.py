@@ -124,9 +124,14 @@ def test_multitask_run_writes_one_pipeline_folder_per_task(tiny_bert, task_files
     from transformers import pipeline
 
     tasks_file, tasks = task_files
-    m = run_multitask(tiny_bert, tasks_file, tmp_path / "out", "--num_train_epochs", "8", "--learning_rate", "5e-3")
+    m = run_multitask(tiny_bert, tasks_file, tmp_path / "out", "--num_train_epochs", "8", "--learning_rate", "5e-3",
+                      "--load_best_model_at_end", "--metric_for_best_model", "average")  # fmt: skip
     out = tmp_path / "out"
     assert set(m["tasks"]) == {"sent", "pairs"} and "eval_average" in m
+    # the best epoch by the mean of the tasks' main metrics came back (checkpoints store the shared encoder once)
+    state = json.loads(next(out.glob("checkpoint-*/trainer_state.json")).read_text())
+    assert m["eval_average"] == pytest.approx(state["best_metric"])
+    assert max(h["eval_average"] for h in state["log_history"] if "eval_average" in h) == state["best_metric"]
     finished = json.loads((out / "metrics.json").read_text())
     assert finished["tasks"]["pairs"]["eval_accuracy"] == m["tasks"]["pairs"]["eval_accuracy"]
     assert "pairs" in (out / "README.md").read_text()
