@@ -119,6 +119,12 @@ def check_finished_run(folder: str) -> None:
         raise NLPTransferError(f"{folder} is not a folder: give the --output_dir of a finished run")
     names = set(os.listdir(folder))
     weights = {"model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors"}
+    tasks = sorted(n for n in names if os.path.isfile(os.path.join(folder, n, ROUNDTRIP_FILE)))
+    if tasks and "config.json" not in names:  # a multitask run: one model per task folder
+        raise NLPTransferError(
+            f"{folder} is a multitask run ({', '.join(tasks)}): push one task's folder, e.g. nlp-transfer push "
+            f"{os.path.join(folder, tasks[0])} <repo id>-{tasks[0]} (or train with --push_to_hub to push every task)"
+        )
     if FINISHED_MARKER not in names or "config.json" not in names or not names & weights:
         missing = [n for n in (FINISHED_MARKER, "config.json") if n not in names] or ["weights"]
         raise NLPTransferError(

@@ -182,6 +182,31 @@ def test_qa_lora_run_pushes_and_answers_the_same_from_the_hub(hub_server, tmp_pa
 
 
 # ------------------------------------------------------------------------------------------------- bad input
+def test_multitask_run_pushes_every_task_to_its_own_repo(hub_server, tiny_bert, sentiment_files, tmp_path):
+    import yaml
+
+    train, dev = sentiment_files
+    tasks_file = tmp_path / "tasks.yaml"
+    tasks_file.write_text(yaml.safe_dump([{"name": "a", "train_file": train, "validation_file": dev},
+                                          {"name": "b", "train_file": dev, "validation_split": 0.25}]))  # fmt: skip
+    out = tmp_path / "mt"
+    argv = ["--model_name_or_path", tiny_bert, "--tasks", str(tasks_file), "--output_dir", str(out), *FAST,
+            "--push_to_hub", "--hub_model_id", "tester/tiny-mt"]  # fmt: skip
+    r = subprocess.run([sys.executable, "-m", "nlp_transfer.recipes.multitask", *argv], capture_output=True, text=True,
+                       env=hub_server.env(tmp_path / "home"), timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    repos = hub_server.state()["repos"]
+    for task in ("a", "b"):
+        assert f"tester/tiny-mt-{task}" in repos
+        got = client(hub_server, tmp_path / "home", "compare", "--repo", f"tester/tiny-mt-{task}", "--local",
+                     str(out / task))  # fmt: skip
+        assert got["pipeline_max_diff"] < 1e-5
+    assert "tester/tiny-mt" not in repos  # the run folder holds no model of its own
+    r = subprocess.run([sys.executable, "-m", "nlp_transfer.cli", "push", str(out), "tester/tiny-mt"],
+                       capture_output=True, text=True, env=hub_server.env(tmp_path / "home"), timeout=600)  # fmt: skip
+    assert r.returncode == 2 and "is a multitask run (a, b): push one task's folder" in r.stderr
+
+
 def test_push_refusals_leave_the_run_intact(hub_server, full_run, tmp_path):
     not_finished = tmp_path / "unfinished"
     not_finished.mkdir()
