@@ -32,9 +32,8 @@ import sys
 import tempfile
 import time
 
-import yaml
-
 import accuracy  # benchmarks/accuracy.py: data conversion, the recipe runner
+import yaml
 
 TASKS = ("rte", "mrpc", "cola", "sst2", "trec")
 MAIN = {"rte": "accuracy", "mrpc": "accuracy", "cola": "mcc", "sst2": "accuracy", "trec": "accuracy"}
@@ -65,7 +64,8 @@ def data_options(task, work, seed):
 def _run(module, args, out, smoke):
     if smoke:  # (multitask: its tasks' max_eval_samples are in their entries)
         args = [*args, "--max_steps", "4"] + (["--max_eval_samples", "32"] if module == "classify" else [])
-    cmd = [sys.executable, "-m", f"nlp_transfer.recipes.{module}", *args, "--output_dir", out, "--overwrite_output_dir"]
+    cmd = [sys.executable, "-m", f"nlp_transfer.recipes.{module}", *args, "--output_dir", out]
+    cmd.append("--overwrite_output_dir")
     t = time.time()
     with open(out + ".log", "w") as log:
         r = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)

@@ -118,7 +118,9 @@ def task_entries(args: MultiTaskArguments) -> list[dict]:
             with open(entries, encoding="utf-8") as f:
                 entries = yaml.safe_load(f)
         except (OSError, yaml.YAMLError) as e:
-            raise NLPTransferError(f"--tasks {args.tasks}: not readable as YAML/JSON ({str(e).splitlines()[0]})")
+            raise NLPTransferError(
+                f"--tasks {args.tasks}: not readable as YAML/JSON ({str(e).splitlines()[0]})"
+            ) from None
         if isinstance(entries, dict) and "tasks" in entries:
             entries = entries["tasks"]
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
@@ -482,7 +484,7 @@ def task_log_history(log_history: list[dict], name: str, names: list[str]) -> li
                 if not (m and m.group(2) == "average"):
                     row[k] = v
             elif owner == name:
-                row[f"{m.group(1)}_{m.group(2)[len(name) + 1:]}"] = v
+                row[f"{m.group(1)}_{m.group(2)[len(name) + 1 :]}"] = v
         if set(row) - {"step", "epoch"}:
             out.append(row)
     return out
@@ -520,7 +522,14 @@ def summary_card(path: str, base_model: str, tasks: list[TaskData], per_task: di
         value = f"{key[5:]} {m[key]:.4f}" if key else "—"
         data = t.data_args.dataset_name or os.path.basename(t.data_args.train_file or "")
         lines.append(f"| {t.name} | `{t.name}/` | {data} | {len(t.splits['train'])} | {value} |")
-    lines += ["", "```python", "from transformers import pipeline", "",
-              f'clf = pipeline("text-classification", model="PATH/{tasks[0].name}", truncation=True)', "```", ""]
+    lines += [
+        "",
+        "```python",
+        "from transformers import pipeline",
+        "",
+        f'clf = pipeline("text-classification", model="PATH/{tasks[0].name}", truncation=True)',
+        "```",
+        "",
+    ]
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))

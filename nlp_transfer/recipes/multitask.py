@@ -112,13 +112,15 @@ def _finish(job, trainer, model, jobs, lora, metrics, mt_args, tokenizer) -> dic
 
     distributed.prepare_export(trainer)
     names = [t.name for t in jobs]
+    trust = bool(getattr(job.strategy_args, "trust_remote_code", False))
+
+    def load_base(config):  # LoRA: the untrained base a task's adapter folder is rebuilt on
+        return TASK.load_base(job.model_path, config, trust)
+
     per_task = {}
     for t in jobs:
         examples = round_trip_inputs(t.splits)
-        path, trust = job.model_path, model_args_trust(job)
-        exported = multitask.task_model(
-            model, t.name, lora, lambda c: TASK.load_base(path, c, trust), examples, tokenizer, t.max_seq_length
-        )  # fmt: skip
+        exported = multitask.task_model(model, t.name, lora, load_base, examples, tokenizer, t.max_seq_length)
         others = [n for n in names if n != t.name]
         sub = dataclasses.replace(
             job,
@@ -141,8 +143,12 @@ def _finish(job, trainer, model, jobs, lora, metrics, mt_args, tokenizer) -> dic
             export=tasks.Export(tokenizer, t.max_seq_length, examples, label2id=t.labels.label2id),
             card=CardInfo(
                 data.dataset_label(t.data_args),
-                {"training examples": len(t.splits["train"]), "trained jointly with": ", ".join(others),
-                 "task sampling": mt_args.sampling, "loss weight": t.loss_weight},
+                {
+                    "training examples": len(t.splits["train"]),
+                    "trained jointly with": ", ".join(others),
+                    "task sampling": mt_args.sampling,
+                    "loss weight": t.loss_weight,
+                },
                 label_names=t.labels.names,
                 problem_type=t.labels.problem_type,
                 tags=["multitask"],
@@ -164,10 +170,6 @@ def _finish(job, trainer, model, jobs, lora, metrics, mt_args, tokenizer) -> dic
     logger.info("multitask: %d task folders in %s", len(jobs), os.path.abspath(job.output_dir))
     metrics["output_dir"] = job.output_dir
     return metrics
-
-
-def model_args_trust(job) -> bool:
-    return bool(getattr(job.strategy_args, "trust_remote_code", False))
 
 
 if __name__ == "__main__":
