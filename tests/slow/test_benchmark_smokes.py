@@ -96,5 +96,5 @@ def test_few_shot_methods_smoke():
 def test_multitask_smoke():
     _need_shared()
     out = _run(str(REPO / "benchmarks" / "multitask.py"), "--smoke", "--routes", "joint", "mrpc_rte")
-    summary = json.loads(out[out.index("{") :])
+    summary = json.loads(out[out.rindex("\n{\n") + 1 :])  # the summary: the last, indented JSON
     assert {"joint rte accuracy", "joint cola mcc", "mrpc_rte rte accuracy", "alone mrpc accuracy"} <= set(summary)
