@@ -77,7 +77,7 @@ def _run(module, args, out, smoke):
 
 
 def shown(cmd, work):
-    return " ".join("<converted>/" + os.path.relpath(a, work) if a.startswith(work) else a for a in cmd[1:])
+    return "python " + " ".join("<converted>/" + os.path.relpath(a, work) if a.startswith(work) else a for a in cmd[1:])
 
 
 def run_seed(routes, seed, work, smoke):
