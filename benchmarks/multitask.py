@@ -77,7 +77,8 @@ def _run(module, args, out, smoke):
 
 
 def shown(cmd, work):
-    return "python " + " ".join("<converted>/" + os.path.relpath(a, work) if a.startswith(work) else a for a in cmd[1:])
+    shown_args = ("<converted>/" + os.path.relpath(a, work) if a.startswith(work) else a for a in cmd[1:])
+    return "python " + " ".join(shown_args)
 
 
 def run_seed(routes, seed, work, smoke):
