@@ -231,8 +231,9 @@ def starting_checkpoint(path: str, trust_remote_code: bool = False) -> str:
 
 def _merged_adapter_folder(folder: str, trust_remote_code: bool) -> str:
     import hashlib
+    import json
 
-    from .artifacts.roundtrip import adapter_base, adapter_model
+    from peft import PeftModel
 
     digest = hashlib.sha256(os.path.realpath(folder).encode())
     for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
@@ -242,21 +243,29 @@ def _merged_adapter_folder(folder: str, trust_remote_code: bool) -> str:
     out = os.path.join(str(assets.cache_dir()), "merged_adapters", digest.hexdigest()[:16])
     if os.path.isfile(os.path.join(out, "config.json")):
         return out
-    base = adapter_base(folder, None) or folder
+    with open(os.path.join(folder, "adapter_config.json"), encoding="utf-8") as f:
+        name = json.load(f).get("base_model_name_or_path")
+    if not name:
+        raise NLPTransferError(
+            f"{folder}/adapter_config.json names no base model: start from its merged/ folder (--merge_lora true "
+            "writes one) or from its base model"
+        )
+    base = resolve_model_path(name)  # the base the adapter was trained on (offline copies of shipped models too)
     verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
+    hf_logging.set_verbosity_error()  # the base's head is untrained here: the adapter brings the trained one
     try:
-        model, _ = adapter_model(
-            folder, base,
-            lambda p, c: AutoModelForSequenceClassification.from_pretrained(p, config=c,
-                                                                            trust_remote_code=trust_remote_code),
-            trust_remote_code,
-        )  # fmt: skip
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base, config=config, trust_remote_code=trust_remote_code, ignore_mismatched_sizes=True
+        )
+        model = PeftModel.from_pretrained(model, folder).merge_and_unload()
+    except LOAD_ERRORS as e:
+        raise load_error(folder, e) from None
     finally:
         hf_logging.set_verbosity(verbosity)
-    tmp = out + f".tmp{os.getpid()}"
+    tmp = out + f".tmp{os.getpid()}"  # written aside, then moved into place: never a half-written cache entry
     os.makedirs(os.path.dirname(tmp), exist_ok=True)
-    model.merge_and_unload().save_pretrained(tmp)
+    model.save_pretrained(tmp)
     AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code).save_pretrained(tmp)
     os.replace(tmp, out)
     logger.info("%s is a LoRA folder: its adapter is merged into its base (%s) first, saved at %s", folder, base, out)

@@ -273,9 +273,17 @@ def test_intermediate_transfer_from_full_and_lora_folders_runs_end_to_end(tiny_b
     pairs = task_files[1][1]
     pair_opts = ["--train_file", pairs["train_file"], "--text_column", "first", "--text_pair_column", "second",
                  "--label_column", "relation"]  # fmt: skip
+    from safetensors.torch import load_file
+
+    from nlp_transfer.modeling import starting_checkpoint
+    from nlp_transfer.recipes.classify import main
+
     sent = task_files[1][0]["train_file"]
     _classify(tiny_bert, sent, tmp_path / "lora_a", "--strategy", "lora")
-    from nlp_transfer.recipes.classify import main
+    merged = load_file(os.path.join(starting_checkpoint(str(tmp_path / "lora_a")), "model.safetensors"))
+    base = load_file(os.path.join(tiny_bert, "model.safetensors"))
+    key = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(merged["bert." + key], base[key])  # the trained adapter is folded into the start
 
     for start, strategy in ((tmp_path / "lora_a", "full"), (tmp_path / "lora_a", "lora")):
         out = tmp_path / f"b_{strategy}"
