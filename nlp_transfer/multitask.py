@@ -167,6 +167,8 @@ def read_tasks(args: MultiTaskArguments) -> list[TaskData]:
             data_args = DataArguments(**options)
         except NLPTransferError as e:
             raise NLPTransferError(f"{where}: {e}") from None
+        except (TypeError, ValueError) as e:  # a YAML value of the wrong type, e.g. max_seq_length: "long"
+            raise NLPTransferError(f"{where}: a value has the wrong type ({e}); see the data options") from None
         if data_args.train_file is None and data_args.dataset_name is None:
             raise NLPTransferError(f"{where}: no data: give train_file (and validation_file) or dataset_name")
         tasks.append(TaskData(name, data_args, float(weight), max_seq_length=data_args.max_seq_length))

@@ -194,6 +194,7 @@ def test_multitask_lora_shares_one_adapter_and_resumes(tiny_bert, task_files, tm
         ({"name": "b c", "train_file": "X"}, "every task needs a 'name'"),
         ({"name": "b"}, "tasks[1] (b): no data"),
         ({"name": "b", "train_file": "X", "loss_weight": 0}, "loss_weight must be a number > 0"),
+        ({"name": "b", "train_file": "X", "max_seq_length": "long"}, "a value has the wrong type"),
     ],
 )  # fmt: skip
 def test_bad_task_entries_are_named_before_anything_loads(tmp_path, task_files, entry, expected):
