@@ -50,7 +50,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
-from transformers import Pipeline
+from transformers.pipelines.base import ChunkPipeline
 
 NULL_INDEX = 0  # the position whose start+end logits score "no answer" in every window
 DEFAULTS = {
@@ -213,7 +213,7 @@ def choose_answer(
 
 
 # ------------------------------------------------------------------------------------------------ pipeline
-class ExtractiveQAPipeline(Pipeline):
+class ExtractiveQAPipeline(ChunkPipeline):
     """Answer questions by extracting a span of the context, with windows over long contexts.
 
     Call with ``question=...`` and ``context=...`` (strings, or lists of equal length), or with a dict
@@ -226,7 +226,9 @@ class ExtractiveQAPipeline(Pipeline):
 
     Defaults come from ``config.nlp_transfer_qa`` (the settings the model was trained with), else `DEFAULTS`.
     Returns ``{"score", "start", "end", "answer"}`` per question (``score`` is the span's start + end logit).
-    Each example's windows form one forward batch, so ``batch_size`` is always 1 example.
+    ``batch_size`` (per call or at construction, default 1) is the number of windows per forward pass: windows of
+    different questions are padded (on the right) into one batch, as transformers' own question-answering pipeline
+    did, and regrouped per question before the answer is chosen, so answers do not depend on it.
     """
 
     _load_tokenizer = True
@@ -288,7 +290,6 @@ class ExtractiveQAPipeline(Pipeline):
             inputs = args[0]
         else:
             raise ValueError("call with question=... and context=..., or with a {'question', 'context'} dict")
-        kwargs.pop("batch_size", None)  # one example's windows are the batch
         single = isinstance(inputs, dict)
         items = [inputs] if single else list(inputs)
         for x in items:
@@ -300,33 +301,33 @@ class ExtractiveQAPipeline(Pipeline):
                 raise ValueError(f"each input needs a 'question' and a 'context' string, got {x!r}")
             if not x["context"].strip():
                 raise ValueError("the context is empty: an extractive QA model needs a text to take the answer from")
-        out = super().__call__(items, batch_size=1, **kwargs)
+        if self.tokenizer.padding_side != "right":  # position 0 scores "no answer": it must never be padding
+            self.tokenizer.padding_side = "right"
+        out = super().__call__(items, **kwargs)
         return out[0] if single else out
 
     def preprocess(self, example, max_seq_len=None, doc_stride=None):
+        """One item per window (a ``ChunkPipeline`` chunk), unpadded: the batch collator pads them together."""
         max_seq_len = self._setting("max_seq_len", max_seq_len)
         doc_stride = self._setting("doc_stride", doc_stride)
         enc, _ = encode_windows(
-            self.tokenizer,
-            [example["question"]],
-            [example["context"]],
-            max_seq_len=max_seq_len,
-            doc_stride=doc_stride,
-            padding="longest",
+            self.tokenizer, [example["question"]], [example["context"]], max_seq_len=max_seq_len, doc_stride=doc_stride
         )
         names = _forward_names(self.model)
-        inputs = {k: torch.tensor(enc[k]) for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
-        inputs = {k: v for k, v in inputs.items() if k in names}
-        return {"inputs": inputs, "offsets": enc["offset_mapping"], "context": example["context"]}
+        keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc and k in names]
+        n = len(enc["input_ids"])
+        for i in range(n):
+            yield {
+                **{k: torch.tensor([enc[k][i]]) for k in keys},
+                "offsets": enc["offset_mapping"][i],
+                "context": example["context"],
+                "is_last": i == n - 1,
+            }
 
     def _forward(self, model_inputs):
-        out = self.model(**model_inputs["inputs"])
-        return {
-            "start_logits": out.start_logits,
-            "end_logits": out.end_logits,
-            "offsets": model_inputs["offsets"],
-            "context": model_inputs["context"],
-        }
+        extra = {k: model_inputs.pop(k) for k in ("offsets", "context", "is_last")}
+        out = self.model(**model_inputs)
+        return {"start_logits": out.start_logits, "end_logits": out.end_logits, **extra}
 
     def postprocess(
         self,
@@ -337,12 +338,13 @@ class ExtractiveQAPipeline(Pipeline):
         null_score_diff_threshold=None,
         top_k=1,
     ):
-        start = model_outputs["start_logits"].float().numpy()
-        end = model_outputs["end_logits"].float().numpy()
-        offsets = model_outputs["offsets"]
+        # one output per window of this question, each logits row [1, padded length]
+        windows = [(o["start_logits"][0].float().numpy(), o["end_logits"][0].float().numpy(), o["offsets"])
+                   for o in model_outputs]  # fmt: skip
+        context = model_outputs[0]["context"]
         candidates, null_score = rank_spans(
-            ((start[i], end[i], offsets[i]) for i in range(len(offsets))),
-            model_outputs["context"],
+            windows,
+            context,
             n_best_size=self._setting("n_best_size", n_best_size),
             max_answer_len=self._setting("max_answer_len", max_answer_len),
         )

@@ -94,6 +94,15 @@ def pipeline_answers(folder, rows, **kwargs):
     return {r["id"]: o["answer"] for r, o in zip(rows, out)}
 
 
+def pipeline_full(folder, rows, **kwargs):
+    from transformers import pipeline
+
+    from nlp_transfer.qa_pipeline import ExtractiveQAPipeline
+
+    qa_pipe = pipeline("question-answering", model=str(folder), pipeline_class=ExtractiveQAPipeline, device="cpu")
+    return qa_pipe([{"question": r["question"], "context": r["context"]} for r in rows], **kwargs)
+
+
 def heldout_rows(fraction=0.25, seed=42):
     """The questions the recipe holds out of TRAIN_ROWS with --validation_split 0.25 (2 of 8 articles)."""
     from datasets import Dataset
@@ -134,6 +143,12 @@ def test_full_encoder_end_to_end(qa_bert, qa_files, tmp_path):
     assert {r["title"] for r in held}.isdisjoint({r["title"] for r in TRAIN_ROWS if r["id"] not in predictions})
     # the saved folder, through pipeline("question-answering"), gives the recipe's answers on every held-out question
     assert pipeline_answers(out, held) == predictions
+    # batch_size (windows per forward, padded across questions) changes nothing: same spans, same scores
+    one = pipeline_full(out, held, batch_size=1)
+    for batch_size in (3, 32):
+        batched = pipeline_full(out, held, batch_size=batch_size)
+        assert [(o["answer"], o["start"], o["end"]) for o in batched] == [(o["answer"], o["start"], o["end"]) for o in one]
+        assert [o["score"] for o in batched] == pytest.approx([o["score"] for o in one], abs=1e-4)
     # the settings the pipeline defaults to are the training ones
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["nlp_transfer_qa"] == {
@@ -259,6 +274,7 @@ def test_decoder_gpt2_full(qa_gpt2, qa_files, tmp_path):
     dev = qa_rows(16, seed=2)
     predictions = json.loads((out / "predictions.json").read_text())
     assert pipeline_answers(out, dev) == predictions
+    assert pipeline_answers(out, dev, batch_size=16) == predictions  # decoder windows batched across questions
     assert metrics["eval_exact_match"] > 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["architectures"] == ["GPT2ForQuestionAnswering"]
