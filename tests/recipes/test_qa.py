@@ -147,7 +147,8 @@ def test_full_encoder_end_to_end(qa_bert, qa_files, tmp_path):
     one = pipeline_full(out, held, batch_size=1)
     for batch_size in (3, 32):
         batched = pipeline_full(out, held, batch_size=batch_size)
-        assert [(o["answer"], o["start"], o["end"]) for o in batched] == [(o["answer"], o["start"], o["end"]) for o in one]
+        spans = [(o["answer"], o["start"], o["end"]) for o in batched]
+        assert spans == [(o["answer"], o["start"], o["end"]) for o in one]
         assert [o["score"] for o in batched] == pytest.approx([o["score"] for o in one], abs=1e-4)
     # the settings the pipeline defaults to are the training ones
     cfg = json.loads((out / "config.json").read_text())
