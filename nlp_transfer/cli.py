@@ -21,6 +21,7 @@ RECIPES = {
     "pretrain": "nlp_transfer.recipes.pretrain",
     "multitask": "nlp_transfer.recipes.multitask",
     "push": "nlp_transfer.hub",  # not a recipe: publishes a finished run (nlp-transfer push OUTPUT_DIR REPO_ID)
+    "export": "nlp_transfer.export",  # not a recipe: a finished run's ONNX copy (nlp-transfer export OUTPUT_DIR)
 }
 
 
@@ -54,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: nlp-transfer <command> [options]\n\ncommands:\n" + "\n".join(f"  {r}" for r in RECIPES))
-        print("\n`nlp-transfer <command> --help` lists its options; `push` publishes a finished run to a hub.")
+        print(
+            "\n`nlp-transfer <command> --help` lists its options; `push` publishes a finished run to a hub, `export` "
+            "writes its ONNX Runtime copy."
+        )
         return 0 if argv else 2
     if argv[0] in ("-V", "--version"):
         from . import __version__

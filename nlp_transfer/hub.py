@@ -45,7 +45,7 @@ from .tasks import verify_recorded
 
 logger = logging.getLogger(__name__)
 
-PUSH_IGNORE = ("checkpoint-*", STAGING_NAME, LOCK_NAME, ROUNDTRIP_FILE)
+PUSH_IGNORE = ("checkpoint-*", STAGING_NAME, LOCK_NAME, ROUNDTRIP_FILE, ".onnx-*")
 PLACEHOLDER = "PATH_OR_REPO"
 ENV_TIMEOUT = "NLP_TRANSFER_HUB_TIMEOUT"
 ENV_RETRIES = "NLP_TRANSFER_HUB_RETRIES"

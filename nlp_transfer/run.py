@@ -95,6 +95,8 @@ def start(
     )
     training_args = next(a for a in args if isinstance(a, TrainingArguments))
     setup_logging(training_args.should_log)
+    if getattr(training_args, "precision_reason", None):
+        logger.info("precision %s: %s", precision_of(training_args), training_args.precision_reason)
     strategy_args = next((a for a in args if isinstance(a, StrategyArguments)), None)
     strategy = strategies.get(strategy_args.strategy) if strategy_args else None
     if "learning_rate" not in explicit and strategy is not None:
@@ -103,6 +105,14 @@ def start(
         training_args.dataloader_pin_memory = False  # pinning is for host-to-GPU copies; on CPU it only warns
     if task is not None:
         task.configure_training(training_args, explicit)
+    if getattr(training_args, "export", None):  # before any training: the export needs its packages and a task
+        from . import export
+
+        if task is None or task.name not in export.OUTPUTS:
+            raise NLPTransferError(
+                f"--export onnx supports {' and '.join(export.OUTPUTS)} runs, not {name}: drop --export"
+            )
+        export.require_onnx()
     if "output_dir" not in explicit:
         training_args.output_dir = os.path.join("outputs", f"{name}-" + time.strftime("%Y%m%d-%H%M%S"))
     push = hub.plan_push(training_args)  # repo id and token checked before any training
@@ -218,7 +228,12 @@ def finish(
     metrics.update(extra.metrics)
     for name, content in {**export.files, **extra.files}.items():
         report.write_metrics(os.path.join(stage, name), content)
-    folder.write_run_config(os.path.join(stage, folder.RUN_CONFIG_FILE), to_serialisable(*run.args))
+    notes = (
+        [f"trained in {precision_of(run.training_args)} ({run.training_args.precision_reason})"]
+        if getattr(run.training_args, "precision_reason", None)
+        else []
+    )
+    folder.write_run_config(os.path.join(stage, folder.RUN_CONFIG_FILE), to_serialisable(*run.args), notes=notes)
     has_curves = report.plot_training_curves(
         trainer.state.log_history, os.path.join(stage, folder.CURVES_FILE), main_metric=task.main_metric(card)
     )
@@ -226,6 +241,8 @@ def finish(
     tasks.verify_recorded(stage)  # the check every push repeats, from the folder alone
     report.write_metrics(os.path.join(stage, folder.FINISHED_MARKER), metrics)
     folder.publish(stage, run.output_dir)
+    if run.training_args.export:
+        metrics.update(_export(run, trainer))
     if run.push:
         metrics["hub_commit_url"] = hub.push_folder(
             run.output_dir, run.push.repo_id, private=run.push.private, revision=run.push.revision
@@ -238,6 +255,28 @@ def finish(
     folder.release_output_dir(run.output_dir)
     metrics["output_dir"] = run.output_dir
     return metrics
+
+
+def _export(run: Run, trainer) -> dict:
+    """``--export onnx``: the published folder's ONNX copy, checked on the validation split too (classification)."""
+    from datasets import Dataset
+
+    from . import export
+
+    held_out = trainer.eval_dataset if isinstance(trainer.eval_dataset, Dataset) else None
+    try:
+        report = export.export_onnx(run.output_dir, quantize=run.training_args.quantize, held_out=held_out)
+    except NLPTransferError as e:
+        raise NLPTransferError(
+            f"{e} -- the trained model itself is complete in {run.output_dir}; after a fix, rerun only the export: "
+            f"nlp-transfer export {run.output_dir}" + (" --quantize int8" if run.training_args.quantize else "")
+        ) from None
+    return export.metrics_of(report)
+
+
+def precision_of(training_args) -> str:
+    """What the run trains in: ``bf16`` / ``fp16`` (autocast on CPU or mixed precision on GPU) or ``fp32``."""
+    return "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32"
 
 
 def _fill_export_defaults(run: Run, export: tasks.Export) -> None:
@@ -291,6 +330,8 @@ def _write_card(run: Run, model, stage, export, card, metrics, has_curves: bool,
         "epochs": args.num_train_epochs,
         "batch_size": args.per_device_train_batch_size,
         "seed": args.seed,
+        "precision": precision_of(args)
+        + (f" ({args.precision_reason})" if getattr(args, "precision_reason", None) else ""),
         **card.hyperparameters,
     }
     strategy_line = [strategy.card_line(sargs, model, task.head)] if strategy.card_line else []

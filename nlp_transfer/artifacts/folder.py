@@ -195,7 +195,8 @@ def publish(stage: str, output_dir: str) -> None:
     os.rmdir(stage)
 
 
-def write_run_config(path: str, config: dict) -> None:
+def write_run_config(path: str, config: dict, notes: list[str] = ()) -> None:
     with open(path, "w", encoding="utf-8") as f:
         f.write("# Resolved configuration of this run; rerun with: --config run_config.yaml\n")
+        f.writelines(f"# {n}\n" for n in notes)
         yaml.safe_dump(config, f, sort_keys=True)

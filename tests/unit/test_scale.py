@@ -126,3 +126,49 @@ def test_bf16_on_a_cpu_without_bf16_instructions_warns(monkeypatch, caplog, tmp_
         (args,), _ = config.parse_args((TrainingArguments,), ["--output_dir", str(tmp_path), "--bf16", "true"])
     assert args.bf16 and args.use_cpu
     assert ("drop --bf16" in caplog.text) is (not fast)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_precision_auto_follows_what_the_cpu_reports(monkeypatch, tmp_path, fast):
+    """--precision auto: bf16 autocast on a CPU whose oneDNN reports native bf16, fp32 on one without; the choice is
+    not pinned in run_config (bf16/fp16 are left out of it), so a rerun on another machine decides again."""
+    from nlp_transfer import config
+
+    monkeypatch.setattr(config, "_has_accelerator", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(config, "_cpu_has_fast_bf16", lambda unknown=True: fast)
+    (args,), _ = config.parse_args(
+        (config.TransferTrainingArguments,), ["--output_dir", str(tmp_path), "--precision", "auto"]
+    )
+    assert args.bf16 is fast and not args.fp16
+    assert ("native bf16" in args.precision_reason) and (("no native" in args.precision_reason) is not fast)
+    assert args.use_cpu is fast  # bf16 without a GPU: CPU autocast
+    recorded = config.to_serialisable(args)
+    assert recorded["precision"] == "auto" and "bf16" not in recorded and "fp16" not in recorded
+
+
+def test_precision_auto_on_gpus(monkeypatch):
+    from nlp_transfer import config
+
+    cuda = torch.cuda
+    monkeypatch.setattr(cuda, "is_available", lambda: True)
+    monkeypatch.setattr(cuda, "get_device_name", lambda i=0: "Test GPU")
+    for bf16, want in ((True, "bf16"), (False, "fp16")):
+        monkeypatch.setattr(cuda, "is_bf16_supported", lambda bf16=bf16: bf16)
+        choice, reason = config.resolve_precision("auto")
+        assert choice == want and "Test GPU" in reason
+
+
+def test_precision_contradicting_bf16_flag_is_one_line(tmp_path):
+    from nlp_transfer import config
+    from nlp_transfer.errors import NLPTransferError
+
+    with pytest.raises(NLPTransferError, match="--precision fp32 .* contradicts --bf16"):
+        config.parse_args(
+            (config.TransferTrainingArguments,),
+            ["--output_dir", str(tmp_path), "--precision", "fp32", "--bf16", "true"],
+        )
+    (args,), _ = config.parse_args(
+        (config.TransferTrainingArguments,), ["--output_dir", str(tmp_path), "--precision", "fp32"]
+    )
+    assert not args.bf16 and not args.fp16
