@@ -181,10 +181,25 @@ def mean_std(vals):
             "std": round(statistics.stdev(vals), 4) if len(vals) > 1 else None, "n": len(vals)}  # fmt: skip
 
 
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+def cpu_flags():
+    """The lscpu flags that decide bf16 / int8 speed on this CPU (empty off Linux)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
+    except OSError:
+        return []
+    return [x for x in SPEED_FLAGS if x in flags]
+
+
 def machine():
     import torch
 
-    return f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, cpu flags: {' '.join(cpu_flags())}"
+    )
 
 
 def save(result, path):

@@ -64,7 +64,14 @@ def test_few_shot_smoke():
 def test_inference_speed_smoke():
     _need_shared()
     out = _run(str(REPO / "benchmarks" / "inference_speed.py"), "--smoke")
-    assert '"plain qa"' in out and '"classify lora merged"' in out
+    assert '"plain qa"' in out and '"classify lora merged"' in out and '"qa full onnx fp32"' in out
+
+
+@pytest.mark.slow
+def test_precision_smoke():
+    _need_shared()
+    out = _run(str(REPO / "benchmarks" / "precision.py"), "--smoke")
+    assert '"speed_ratio_auto_to_fp32"' in out
 
 
 @pytest.mark.slow
