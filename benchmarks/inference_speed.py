@@ -201,6 +201,38 @@ def held_out_accuracy(pipe, task, data):
     return {"exact_match": m["exact_match"], "f1": m["f1"]}
 
 
+def batch1_breakdown(folder, sentences):
+    """Where a batch-1 call's time goes for a PyTorch classifier: tokenisation, embeddings, encoder layers, head
+    (mean ms per sentence; the rest of the pipeline call is pipeline overhead: pre/post-processing, softmax)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    body = getattr(model, model.base_model_prefix)
+    times = {"tokenize": 0.0, "embeddings": 0.0, "encoder": 0.0, "head": 0.0}
+    with torch.no_grad():
+        for i, x in enumerate(sentences):
+            t0 = time.perf_counter()
+            enc = tok(x, truncation=True, return_tensors="pt")
+            t1 = time.perf_counter()
+            emb = body.embeddings(input_ids=enc["input_ids"], token_type_ids=enc.get("token_type_ids"))
+            t2 = time.perf_counter()
+            hidden = body(**enc).last_hidden_state  # the whole body; the encoder share is body - embeddings
+            t3 = time.perf_counter()
+            pooled = body.pooler(hidden) if getattr(body, "pooler", None) is not None else hidden[:, 0]
+            model.classifier(model.dropout(pooled) if hasattr(model, "dropout") else pooled)
+            t4 = time.perf_counter()
+            if i >= 8:  # warm-up excluded
+                times["tokenize"] += t1 - t0
+                times["embeddings"] += t2 - t1
+                times["encoder"] += (t3 - t2) - (t2 - t1)
+                times["head"] += t4 - t3
+        del emb
+    n = max(1, len(sentences) - 8)
+    return {k: round(1e3 * v / n, 3) for k, v in times.items()}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--n", type=int, default=256, help="classification inputs for speed (QA: n/4 questions)")
@@ -241,6 +273,8 @@ def main():
                     speed[k][batch].append(sps)
                     latency[k] += lat
                 print(k, {b: round(v[-1], 1) for b, v in speed[k].items()}, flush=True)
+        breakdown = {k: batch1_breakdown(folders[k][1], data["speed"]["text-classification"])
+                     for k in ("classify full", "distill student")}  # fmt: skip
     for k, (task, _, _kind) in folders.items():
         plain = "plain classify" if task == "text-classification" else "plain qa"
         pytorch = k.replace(" onnx fp32", "").replace(" onnx int8", "")
@@ -262,6 +296,7 @@ def main():
         "threads": {"torch": torch.get_num_threads(), "onnxruntime": "default (physical cores)"},
         "rounds": a.rounds,
         "export_seconds": export_seconds,
+        "batch1_breakdown_ms": breakdown,
         "results": rows,
     }
     print(json.dumps(rows, indent=1))
