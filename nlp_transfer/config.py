@@ -566,7 +566,8 @@ class TransferTrainingArguments(TrainingArguments):
         default=None,
         metadata={
             "help": "--export onnx: also write a dynamically quantised int8 model (onnx/model_quantized.onnx, the one "
-            "the folder loads by default), refused unless it predicts the same labels on >= 99%% of the held-out rows.",
+            "the folder loads by default), refused unless it predicts the same labels (QA: answers) on >= 99%% of "
+            "the held-out rows.",
             "choices": ["int8"],
         },
     )
