@@ -22,12 +22,24 @@ and onnxruntime: it is loaded from model folders where nlp_transfer may not be i
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
 import torch
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import QuestionAnsweringModelOutput, SequenceClassifierOutput
+
+
+class _NotSupportedFilter(logging.Filter):
+    """Drops pipeline's "The model 'ORTModelFor...' is not supported for <task>" error: the check compares the class
+    name with transformers' own architectures only, so every remote-code model trips it, and these ones work."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "The model 'ORTModelFor" not in str(record.msg)
+
+
+logging.getLogger("transformers.pipelines.base").addFilter(_NotSupportedFilter())
 
 CONFIG_KEY = "nlp_transfer_onnx"  # config.json entry: {"file_name": ..., "inputs": [...], "quantized": ...}
 FP32_FILE = "model.onnx"

@@ -303,7 +303,17 @@ class ExtractiveQAPipeline(ChunkPipeline):
                 raise ValueError("the context is empty: an extractive QA model needs a text to take the answer from")
         if self.tokenizer.padding_side != "right":  # position 0 scores "no answer": it must never be padding
             self.tokenizer.padding_side = "right"
-        out = super().__call__(items, **kwargs)
+        batch_size = kwargs.get("batch_size") or self._batch_size or 1
+        if batch_size > 1 and len(items) > 1:
+            # batches of windows are padded to their longest: questions in order of length keep that padding small
+            # (on 2 CPU cores, unsorted SQuAD batches of 32 were slower than batch 1); answers come back in input order
+            order = sorted(range(len(items)), key=lambda i: len(items[i]["question"]) + len(items[i]["context"]))
+            ranked = super().__call__([items[i] for i in order], **kwargs)
+            out = [None] * len(items)
+            for i, o in zip(order, ranked):
+                out[i] = o
+        else:
+            out = super().__call__(items, **kwargs)
         return out[0] if single else out
 
     def preprocess(self, example, max_seq_len=None, doc_stride=None):
