@@ -572,8 +572,58 @@ class TransferTrainingArguments(TrainingArguments):
         },
     )
 
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={
+            "help": "Stop when the main metric on the validation split (accuracy, f1_micro, mse, SQuAD f1; loss for "
+            "pretraining; --metric_for_best_model to choose) has not improved for this many evaluations, and keep "
+            "the best checkpoint (load_best_model_at_end; a checkpoint is saved at every evaluation). Needs "
+            "--eval_strategy epoch or steps and a validation split."
+        },
+    )
+    early_stopping_threshold: float = field(
+        default=0.0,
+        metadata={"help": "--early_stopping_patience: how much the metric must improve to count as an improvement."},
+    )
+    class_weights: str | None = field(
+        default=None,
+        metadata={
+            "help": "Single-label classification: weighted cross-entropy. auto = inverse class frequency of the "
+            "training split (n / (classes * n_class), scikit-learn's 'balanced'); a comma-separated list = one weight "
+            "per label in label order; none (default) = unweighted, with a warning when the training split is "
+            "badly imbalanced (largest class >= 5x the smallest)."
+        },
+    )
+    calibrate: bool = field(
+        default=False,
+        metadata={
+            "help": "Single-label classification: after training, fit temperature scaling on the validation split "
+            "and fold 1/T into the classification head's last linear layer, so plain pipeline(...) scores are the "
+            "calibrated ones (labels are unchanged). ECE before/after goes in metrics.json, the card and "
+            "reliability_diagram.png."
+        },
+    )
+
+    hpo_trials: int | None = field(
+        default=None,
+        metadata={
+            "help": "Search hyperparameters first: this many trials of Trainer.hyperparameter_search (optuna, TPE "
+            "seeded by --seed; needs `pip install nlp-transfer[hpo]`), each scored on the validation split by the "
+            "task's main metric; the best setting is then retrained as the run. The space per strategy is in the "
+            "README; trials table in hpo_trials.csv/png and the card."
+        },
+    )
+    hpo_timeout: float | None = field(
+        default=None,
+        metadata={"help": "--hpo_trials: stop starting new trials after this many seconds."},
+    )
+
     def __post_init__(self):
         # checked here, at parse time, so a bad value fails before --overwrite_output_dir clears anything
+        self._check_evaluation_options()
+        _at_least("hpo_trials", self.hpo_trials, 1)
+        if self.hpo_timeout is not None and self.hpo_timeout <= 0:
+            raise NLPTransferError(f"--hpo_timeout must be > 0 seconds, got {self.hpo_timeout}")
         if self.quantize and not self.export:
             raise NLPTransferError("--quantize int8 applies to the ONNX export: add --export onnx")
         self.precision_reason = None
@@ -603,6 +653,45 @@ class TransferTrainingArguments(TrainingArguments):
         if self.output_dir is not None and not str(self.output_dir).strip():
             raise NLPTransferError("--output_dir is empty: give the folder the run should write")
         super().__post_init__()
+
+    def _check_evaluation_options(self) -> None:
+        """--class_weights' form, and what --early_stopping_patience needs from the evaluation/saving schedule (set
+        here, before TrainingArguments checks load_best_model_at_end's requirements)."""
+        if self.class_weights is not None:
+            self.class_weights = parse_class_weights(self.class_weights)
+        if self.early_stopping_threshold < 0:
+            raise NLPTransferError(f"--early_stopping_threshold must be >= 0, got {self.early_stopping_threshold}")
+        if self.early_stopping_patience is None:
+            return
+        _at_least("early_stopping_patience", self.early_stopping_patience, 1)
+        if str(getattr(self.eval_strategy, "value", self.eval_strategy)) == "no":
+            raise NLPTransferError(
+                "--early_stopping_patience needs evaluations during training: add --eval_strategy epoch (or steps) "
+                "and give a validation split"
+            )
+        self.load_best_model_at_end = True
+        self.save_strategy = self.eval_strategy  # the best checkpoint must exist to be loaded at the end
+        if str(getattr(self.eval_strategy, "value", self.eval_strategy)) == "steps":
+            self.save_steps = self.eval_steps or self.logging_steps
+
+
+def parse_class_weights(value: str):
+    """``auto`` / ``none`` / a comma-separated list of positive floats (returned as a list)."""
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
+    text = str(value).strip().lower()
+    if text in ("auto", "none"):
+        return text
+    try:
+        weights = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        weights = []
+    if not weights or any(not w > 0 for w in weights):
+        raise NLPTransferError(
+            f"--class_weights {value!r}: give auto, none, or one positive weight per label, comma-separated "
+            "(e.g. 1,4.5)"
+        )
+    return weights
 
 
 def _dataclass_keys(types) -> set[str]:

@@ -155,6 +155,8 @@ class CachedFeaturesTrainer(Trainer):
         return out["features"], str(out["layout"])
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.compute_loss_func is not None:  # --class_weights: the weighted cross-entropy, as the plain Trainer's
+            return self.compute_loss_func({"logits": logits}, labels)
         problem = self.model.config.problem_type
         if problem == "regression":
             return F.mse_loss(logits.squeeze(-1).float(), labels.float())

@@ -1,7 +1,8 @@
 """Offline metrics. Plain functions on numpy arrays (scikit-learn/scipy underneath, as the Hub's `evaluate`
 modules for these metrics are themselves), so nothing is fetched from the Hub, ever.
 
-single-label: accuracy, f1 (macro), precision (macro), recall (macro), mcc
+single-label: accuracy, f1 (macro), precision (macro), recall (macro), mcc, ece (expected calibration error of the
+              softmax confidence, 15 equal-width bins)
 multi-label:  f1_micro, f1_macro, subset_accuracy (threshold 0.5 on the sigmoid)
 regression:   mse, pearson
 extractive QA: SQuAD exact match and F1 (v1.1 / v2.0; HasAns_ / NoAns_ splits for v2), written here from the
@@ -78,6 +79,76 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+ECE_BINS = 15
+
+
+def calibration_bins(probabilities: np.ndarray, references: np.ndarray, bins: int = ECE_BINS) -> list[dict]:
+    """The reliability diagram's data: the top-class confidence of each example put into ``bins`` equal-width bins
+    of (0, 1]; per non-empty bin its range, count, mean confidence and accuracy."""
+    conf = probabilities.max(axis=-1)
+    correct = probabilities.argmax(axis=-1) == references
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, bins - 1)  # (lo, hi]; 0 goes to the first
+    out = []
+    for b in range(bins):
+        keep = which == b
+        if keep.any():
+            out.append({
+                "low": float(edges[b]), "high": float(edges[b + 1]), "count": int(keep.sum()),
+                "confidence": float(conf[keep].mean()), "accuracy": float(correct[keep].mean()),
+            })  # fmt: skip
+    return out
+
+
+def expected_calibration_error(probabilities: np.ndarray, references: np.ndarray, bins: int = ECE_BINS) -> float:
+    """ECE (Guo et al. 2017): the count-weighted mean over confidence bins of |accuracy - mean confidence|."""
+    n = len(references)
+    return float(sum(b["count"] / n * abs(b["accuracy"] - b["confidence"]) for b in calibration_bins(
+        probabilities, references, bins)))  # fmt: skip
+
+
+def negative_log_likelihood(logits: np.ndarray, references: np.ndarray, temperature: float = 1.0) -> float:
+    p = softmax(logits / temperature)
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(references)), references], 1e-12, None))))
+
+
+def fit_temperature(logits: np.ndarray, references: np.ndarray) -> float:
+    """Temperature scaling (Guo et al. 2017): the T > 0 minimising the negative log-likelihood of softmax(logits/T),
+    searched on log T in [1e-2, 1e2] (bounded scalar minimisation; the NLL is convex in 1/T)."""
+    from scipy.optimize import minimize_scalar
+
+    res = minimize_scalar(
+        lambda log_t: negative_log_likelihood(logits, references, float(np.exp(log_t))),
+        bounds=(np.log(1e-2), np.log(1e2)), method="bounded", options={"xatol": 1e-5},
+    )  # fmt: skip
+    return float(np.exp(res.x))
+
+
+def per_class_report(predictions: np.ndarray, references: np.ndarray, names: list[str]) -> dict:
+    """Per class: precision, recall, F1 and support; and the confusion matrix (rows: true class, columns: predicted,
+    in ``names`` order)."""
+    from sklearn.metrics import confusion_matrix
+
+    ids = list(range(len(names)))
+    p, r, f1, support = precision_recall_fscore_support(
+        references, predictions, labels=ids, average=None, zero_division=0
+    )
+    return {
+        "per_class": {
+            name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f1[i]), "support": int(support[i])}
+            for i, name in enumerate(names)
+        },
+        "confusion_matrix": confusion_matrix(references, predictions, labels=ids).tolist(),
+        "labels": list(names),
+    }
+
+
 def compute_from_logits(logits: np.ndarray, labels: np.ndarray, problem_type: str) -> dict[str, float]:
     """Metrics for raw model outputs of a given problem type."""
     if isinstance(logits, tuple):
@@ -86,16 +157,29 @@ def compute_from_logits(logits: np.ndarray, labels: np.ndarray, problem_type: st
         return regression_metrics(logits, labels)
     if problem_type == "multi_label_classification":
         return multilabel_metrics(_sigmoid(logits), labels)
-    return classification_metrics(np.argmax(logits, axis=-1), labels)
+    labels = np.asarray(labels)
+    out = classification_metrics(np.argmax(logits, axis=-1), labels)
+    out["ece"] = expected_calibration_error(softmax(logits), labels)
+    return out
 
 
-def make_compute_metrics(problem_type: str):
-    """A ``compute_metrics`` function for `transformers.Trainer`."""
+class ClassificationMetrics:
+    """``compute_metrics`` for `transformers.Trainer`. Keeps what it scored last (``last``: the logits and
+    references), so a run can write per-class reports and fit a temperature without another evaluation pass."""
 
-    def compute_metrics(eval_pred) -> dict[str, float]:
-        return compute_from_logits(eval_pred.predictions, eval_pred.label_ids, problem_type)
+    def __init__(self, problem_type: str):
+        self.problem_type = problem_type
+        self.last: tuple[np.ndarray, np.ndarray] | None = None
 
-    return compute_metrics
+    def __call__(self, eval_pred) -> dict[str, float]:
+        logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+        self.last = (np.asarray(logits), np.asarray(eval_pred.label_ids))
+        return compute_from_logits(logits, eval_pred.label_ids, self.problem_type)
+
+
+def make_compute_metrics(problem_type: str) -> ClassificationMetrics:
+    """A ``compute_metrics`` function for `transformers.Trainer` (see `ClassificationMetrics`)."""
+    return ClassificationMetrics(problem_type)
 
 
 # ------------------------------------------------------------------------------------------ SQuAD EM / F1

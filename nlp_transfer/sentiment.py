@@ -317,15 +317,17 @@ class WindowedMetrics:
     def __init__(self, pooling: str = "mean"):
         self.pooling = pooling
         self.doc_ids: list[int] | None = None
+        self.last = None  # (document logits, references) of the last evaluation, as `metrics.ClassificationMetrics`
 
     def __call__(self, eval_pred) -> dict[str, float]:
-        from .metrics import classification_metrics
+        from .metrics import compute_from_logits
 
         logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
         if self.doc_ids is None or len(self.doc_ids) != len(logits):
             raise RuntimeError("WindowedMetrics.doc_ids does not match the evaluated split")
         pooled, first = pool_windows(logits, self.doc_ids, self.pooling)
-        out = classification_metrics(pooled.argmax(-1), np.asarray(eval_pred.label_ids)[first])
+        self.last = (pooled, np.asarray(eval_pred.label_ids)[first])
+        out = compute_from_logits(pooled, self.last[1], "single_label_classification")
         out["windows_per_doc"] = float(len(logits) / len(first))
         return out
 

@@ -97,6 +97,16 @@ class Task:
     def main_metric(self, card) -> str:
         raise NotImplementedError
 
+    def selection_metric(self, model) -> str:
+        """The evaluation metric (without ``eval_``) early stopping and the best checkpoint are chosen by, for a
+        trained ``model`` of this task. Default: the loss."""
+        return "loss"
+
+    def evaluation_report(self, folder: str, predictions: dict, card, metrics: dict) -> str:
+        """Write report files (per-class tables, plots) for ``predictions`` (eval/test prefix -> (logits,
+        references)) into ``folder``; return the card's markdown for them. Default: nothing."""
+        return ""
+
     def headline(self, metrics: dict) -> dict:
         """The held-out metrics the recipe's last log line shows."""
         raise NotImplementedError

@@ -162,6 +162,12 @@ class ClassificationTask(Task):
     def main_metric(self, card):
         return MAIN_METRIC[card.problem_type]
 
+    def selection_metric(self, model):
+        return MAIN_METRIC[getattr(model.config, "problem_type", None) or "single_label_classification"]
+
+    def evaluation_report(self, folder, predictions, card, metrics):
+        return evaluation_report(folder, predictions, card, metrics)
+
     def headline(self, metrics):
         return {
             k: v for k, v in metrics.items() if k.startswith(("eval_", "test_")) and k.split("_", 1)[1] in HEADLINE
@@ -237,3 +243,62 @@ model = PeftModel.from_pretrained(base, "PATH_OR_REPO")
         if merged:
             usage += "\n\n`merged/` holds a standalone copy with the adapter folded in (no PEFT needed)."
     return usage
+
+
+REPORT_FILE = "eval_report.json"
+SPLIT_NAMES = {"eval": "validation", "test": "test"}
+
+
+def evaluation_report(folder: str, predictions: dict, card, metrics: dict) -> str:
+    """Single-label runs: per split, per-class precision/recall/F1/support, the confusion matrix, ECE and the
+    reliability bins in ``eval_report.json``; ``confusion_matrix[_test].png`` and ``reliability_diagram[_test].png``;
+    the card's markdown for them. Multi-label runs: the per-label table only (threshold 0.5). Regression: nothing."""
+    import os
+
+    from .. import metrics as m
+    from ..artifacts import report
+
+    names = card.label_names
+    if not predictions or not names or card.problem_type == "regression":
+        return ""
+    temperature = metrics.get("calibration_temperature")
+    content, lines = {}, []
+    for prefix, (logits, refs) in predictions.items():
+        split, suffix = SPLIT_NAMES.get(prefix, prefix), "" if prefix == "eval" else f"_{prefix}"
+        if card.problem_type == "multi_label_classification":
+            pred = (1 / (1 + np.exp(-logits)) >= 0.5).astype(int)
+            from sklearn.metrics import precision_recall_fscore_support
+
+            p, r, f1, support = precision_recall_fscore_support(refs.astype(int), pred, average=None, zero_division=0)
+            entry = {"per_class": {n: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f1[i]),
+                                       "support": int(support[i])} for i, n in enumerate(names)}}  # fmt: skip
+        else:
+            refs = refs.astype(int)
+            probs = m.softmax(logits)
+            entry = m.per_class_report(probs.argmax(-1), refs, names)
+            entry["ece"] = m.expected_calibration_error(probs, refs)
+            entry["reliability"] = m.calibration_bins(probs, refs)
+            cm_file, rel_file = f"confusion_matrix{suffix}.png", f"reliability_diagram{suffix}.png"
+            report.plot_confusion_matrix(entry["confusion_matrix"], names, os.path.join(folder, cm_file),
+                                         title=f"Confusion matrix ({split}, {len(refs)} examples)")  # fmt: skip
+            curves = {"model": entry["reliability"]}
+            if temperature:
+                before = m.softmax(logits * temperature)  # the head was divided by T: logits * T are the raw ones
+                entry["ece_uncalibrated"] = m.expected_calibration_error(before, refs)
+                curves = {"before calibration": m.calibration_bins(before, refs), "calibrated": entry["reliability"]}
+            report.plot_reliability(curves, os.path.join(folder, rel_file), title=f"Reliability ({split})")
+        content[split] = entry
+        lines += [f"### Per class ({split}, {sum(v['support'] for v in entry['per_class'].values())} examples)", "",
+                  "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]  # fmt: skip
+        lines += [f"| {n} | {v['precision']:.4f} | {v['recall']:.4f} | {v['f1']:.4f} | {v['support']} |"
+                  for n, v in entry["per_class"].items()]  # fmt: skip
+        if "ece" in entry:
+            ece = f"Expected calibration error (ECE, {m.ECE_BINS} bins): {entry['ece']:.4f}"
+            if temperature:
+                ece += (f" after temperature scaling (T = {temperature:.3f}, fitted on the validation split and "
+                        f"folded into the head), {entry['ece_uncalibrated']:.4f} before"
+                        + (" — on the split T was fitted on, so optimistic" if prefix == "eval" else ""))  # fmt: skip
+            lines += ["", f"![confusion matrix]({cm_file}) ![reliability diagram]({rel_file})", "", ece + "."]
+        lines.append("")
+    report.write_metrics(os.path.join(folder, REPORT_FILE), content)
+    return "## Evaluation by class\n\n" + "\n".join(lines).rstrip() + f"\n\nAll of it in `{REPORT_FILE}`."

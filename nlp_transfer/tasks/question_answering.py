@@ -198,6 +198,9 @@ class QuestionAnsweringTask(Task):
     def main_metric(self, card):
         return "f1"
 
+    def selection_metric(self, model):
+        return "f1"
+
     def headline(self, metrics):
         return {
             k: v for k, v in metrics.items() if k.startswith(("eval_", "test_")) and k.split("_", 1)[1] in HEADLINE
