@@ -1,6 +1,6 @@
 """Where the QA recipe's peak memory goes, and what cuts it: peak RSS of short QA runs that differ in one setting.
 
-    python benchmarks/qa_memory.py                 # 5 variants x 24 steps on SQuAD windows: ~10 min on 2 cores
+    python benchmarks/qa_memory.py                 # 6 variants x 24 steps on SQuAD windows: ~12 min on 2 cores
     python benchmarks/qa_memory.py --smoke         # 2 steps each: proves the script runs
 
 Each variant is the QA recipe in its own process (MiniLM-L6, 384-token windows, stride 128, lr 1e-4, fp32) on the
@@ -26,6 +26,7 @@ VARIANTS = {
     "batch 16 (default)": ([], {}),
     "batch 8 x accumulation 2": (["--per_device_train_batch_size", "8", "--gradient_accumulation_steps", "2"], {}),
     "batch 4 x accumulation 4": (["--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "4"], {}),
+    "eval batch 16 (default 64)": (["--per_device_eval_batch_size", "16"], {}),
     "gradient checkpointing": (["--gradient_checkpointing", "true"], {}),
     "glibc mmap threshold 1 MB": ([], {"MALLOC_MMAP_THRESHOLD_": "1048576"}),
 }
