@@ -3,9 +3,10 @@
     python benchmarks/training_options.py            # SST-2, 2,000 training rows, MiniLM-L6: ~15 min on 2 cores
     python benchmarks/training_options.py --smoke    # 64 rows, a few steps: proves the script runs
 
-Every variant is the classify recipe in its own process on the same data: a seeded 2,000-row sample of GLUE SST-2
-train (64 tokens), of which 10 % (seeded, stratified) is the validation split the options select and calibrate on;
-the 872-sentence GLUE dev set is the *test* split, never seen by any choice, so its figures are honest:
+Every variant is the classify recipe in its own process on the same data: GLUE SST-2 train (64 tokens) split 90/10
+(seeded, stratified; the recipe's --validation_split), a seeded 2,000 rows of the 90 % to train on and 250 of the
+10 % as the validation split the options select and calibrate on; the 872-sentence GLUE dev set is the *test*
+split, never seen by any choice, so its figures are honest:
 
     defaults          2 epochs, lr 5e-5
     early stopping    up to 8 epochs, --early_stopping_patience 2 (validation accuracy), best epoch kept
