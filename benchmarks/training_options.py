@@ -50,7 +50,9 @@ def main():
         data = accuracy.prepare("sst2", work, 42)
         data[data.index("--validation_file")] = "--test_file"  # GLUE dev is the untouched test split
         size = (
-            ["--max_train_samples", "64", "--max_test_samples", "64"] if a.smoke else ["--max_train_samples", "2000"]
+            ["--max_train_samples", "64", "--max_eval_samples", "32", "--max_test_samples", "64"]
+            if a.smoke
+            else ["--max_train_samples", "2000", "--max_eval_samples", "250"]
         )
         for name, extra in VARIANTS.items():
             if a.only and name not in a.only:

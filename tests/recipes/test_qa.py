@@ -442,3 +442,16 @@ def test_smoke_config_runs_real_minilm_on_squad(tmp_path):
     finally:
         os.chdir(cwd)
     assert m["eval_total"] == 40 and len(json.loads((out / "predictions.json").read_text())) == 40
+
+
+def test_early_stopping_on_squad_f1_and_classification_only_options(qa_bert, qa_files, tmp_path):
+    out = tmp_path / "es"
+    # lr ~0: F1 cannot improve after the first evaluation, so patience 1 stops at the second epoch
+    m = run(qa_bert, out, "--num_train_epochs", "5", "--learning_rate", "1e-12", "--eval_strategy", "epoch",
+            "--early_stopping_patience", "1", train=qa_files[0], dev=qa_files[1])  # fmt: skip
+    assert m["train_early_stopped"] is True and m["train_stopped_at_step"] == 2 * m["train_planned_steps"] // 5
+    assert "no improvement of eval_f1" in (out / "README.md").read_text()
+    for flag in (["--class_weights", "auto"], ["--calibrate"]):
+        with pytest.raises(NLPTransferError, match="applies to single-label classification"):
+            run(qa_bert, tmp_path / "x", *flag, train=qa_files[0], dev=qa_files[1])
+        assert not (tmp_path / "x" / "metrics.json").exists()
