@@ -127,6 +127,27 @@ METRICS = {"trec": ["accuracy"], "cola": ["mcc", "accuracy"], "mrpc": ["f1_posit
            "rte": ["accuracy"], "ag_news": ["accuracy"], "sst2": ["accuracy"]}  # fmt: skip
 
 
+def rss_series(cmd, env=None):
+    """Run ``cmd`` (offline); return (returncode, output, [(seconds, RSS MB)] sampled from /proc every 0.2 s)."""
+    import threading
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})  # fmt: skip
+    out, series, t0 = [], [], time.time()
+    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)
+    reader.start()
+    while proc.poll() is None:
+        try:
+            with open(f"/proc/{proc.pid}/status") as f:
+                rss = next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS")) / 1024
+            series.append((time.time() - t0, rss))
+        except (OSError, StopIteration):
+            pass
+        time.sleep(0.2)
+    reader.join(timeout=5)
+    return proc.returncode, "".join(out), series or [(0.0, 0.0)]
+
+
 def run(task, seed, strategy, smoke, work, max_train=None, extra=(), data=None, model=MODEL, name=None):
     """One recipe run in its own process. ``extra`` options override the task's budget (later flags win);
     ``data`` replaces the task's converted files (few_shot.py); ``name`` names the output folder in ``work``."""

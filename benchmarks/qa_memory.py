@@ -13,11 +13,8 @@ first step means activations). Writes benchmarks/results/qa_memory.json with the
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 
 import accuracy
 from inference_speed import squad_splits
@@ -30,25 +27,6 @@ VARIANTS = {
     "gradient checkpointing": (["--gradient_checkpointing", "true"], {}),
     "glibc mmap threshold 1 MB": ([], {"MALLOC_MMAP_THRESHOLD_": "1048576"}),
 }
-
-
-def rss_series(cmd, env):
-    """Run ``cmd``; return (returncode, output, [(seconds, RSS MB)])."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1", **env})  # fmt: skip
-    out, series, t0 = [], [], time.time()
-    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)
-    reader.start()
-    while proc.poll() is None:
-        try:
-            with open(f"/proc/{proc.pid}/status") as f:
-                rss = next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS")) / 1024
-            series.append((time.time() - t0, rss))
-        except (OSError, StopIteration):
-            pass
-        time.sleep(0.2)
-    reader.join(timeout=5)
-    return proc.returncode, "".join(out), series
 
 
 def main():
@@ -71,7 +49,7 @@ def main():
                    "--max_eval_samples", "100", "--max_seq_length", "384", "--doc_stride", "128",
                    "--learning_rate", "1e-4", "--max_steps", str(2 if a.smoke else a.steps), "--seed", "42",
                    "--save_strategy", "no", "--eval_strategy", "no", "--output_dir", out, *extra]  # fmt: skip
-            rc, log, series = rss_series(cmd, env)
+            rc, log, series = accuracy.rss_series(cmd, env)
             if rc != 0:
                 sys.exit(f"{name} failed: {log.strip().splitlines()[-1]}")
             with open(os.path.join(out, "metrics.json")) as f:

@@ -18,10 +18,8 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
 import accuracy
 from inference_speed import squad_splits
@@ -34,24 +32,8 @@ VARIANTS = {
 
 def peak_rss_run(cmd):
     """Run ``cmd``; return (returncode, output, peak RSS in MB of the process)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
-    peak = 0.0
-    out = []
-    import threading
-
-    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)
-    reader.start()
-    while proc.poll() is None:
-        try:
-            with open(f"/proc/{proc.pid}/status") as f:
-                rss = next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS")) / 1024
-            peak = max(peak, rss)
-        except (OSError, StopIteration):
-            pass
-        time.sleep(0.2)
-    reader.join(timeout=5)
-    return proc.returncode, "".join(out), peak
+    rc, out, series = accuracy.rss_series(cmd)
+    return rc, out, max(r for _, r in series)
 
 
 def main():

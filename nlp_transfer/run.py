@@ -19,11 +19,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from transformers import TrainingArguments, set_seed
 
-from . import calibration, class_weights, hub, interrupt, strategies, tasks
+from . import hub, interrupt, options, strategies, tasks
 from .artifacts import card as cards
 from .artifacts import distributed, folder, report
 from .artifacts.saving import MERGED_DIR, save_model
@@ -118,9 +117,7 @@ def start(
             )
         export.require_onnx()
     if getattr(training_args, "hpo_trials", None):
-        from . import search
-
-        search.require_optuna()
+        options.require_optuna()
     if "output_dir" not in explicit:
         training_args.output_dir = os.path.join("outputs", f"{name}-" + time.strftime("%Y%m%d-%H%M%S"))
     push = hub.plan_push(training_args)  # repo id and token checked before any training
@@ -161,31 +158,19 @@ def train(run: Run, trainer, splits: dict, *, before_evaluate: Callable[[str], N
     ``test`` -> ``test_*``). ``before_evaluate(split)`` runs before each evaluation (e.g. to point
     ``compute_metrics`` at that split). Returns the train and held-out metrics."""
     args = run.training_args
-    _apply_training_options(run, trainer, splits)  # checked before anything is cleared
+    board = options.apply(run, trainer, splits)  # search, early stopping, class weights: checked before clearing
     if args.overwrite_output_dir and run.resume is None and args.should_save:
         folder.clear_output_dir(run.output_dir)
     # these heads' losses are per-batch means that ignore num_items_in_batch; left True, Trainer multiplies the
     # loss by the number of processes under DDP (2x gradients and logged loss on 2 ranks, measured)
     trainer.model_accepts_loss_kwargs = False
     stop = interrupt.guard(trainer)  # SIGTERM: checkpoint, stop, exit 143 with how to resume
-    board = _one_tensorboard_file(trainer)
     if args.hpo_trials:
-        from . import search
-
-        run.hpo = search.search(run, trainer, args.metric_for_best_model, args.greater_is_better)
+        run.hpo = options.search(run, trainer)
     result = trainer.train(resume_from_checkpoint=run.resume)
     interrupt.raise_if_stopped(stop, run.output_dir)
     metrics = {k if k.startswith("train_") else f"train_{k}": v for k, v in result.metrics.items()}
-    if run.class_weights:
-        metrics["class_weights"] = run.class_weights
-    if run.hpo:
-        best = run.hpo["best"]
-        metrics.update(hpo_trials=len(run.hpo["trials"]), hpo_best_trial=best["trial"], hpo_seconds=run.hpo["seconds"],
-                       hpo_best_objective=best[run.hpo["metric"]])  # fmt: skip
-    if args.early_stopping_patience:
-        metrics.update(_early_stopping_facts(trainer))
-    if args.calibrate:
-        metrics.update(calibration.calibrate(trainer, splits["validation"], before_evaluate=before_evaluate))
+    metrics.update(options.after_training(run, trainer, splits, before_evaluate))  # early stop facts, calibration
     for split, prefix in (("validation", "eval"), ("test", "test")):
         if split in splits:
             if before_evaluate is not None:
@@ -193,113 +178,8 @@ def train(run: Run, trainer, splits: dict, *, before_evaluate: Callable[[str], N
             metrics.update(trainer.evaluate(splits[split], metric_key_prefix=prefix))
             if getattr(trainer.compute_metrics, "last", None) is not None:
                 run.predictions[prefix] = trainer.compute_metrics.last
-    if board is not None and board.tb_writer is not None:
-        board.tb_writer.close()
-        board.tb_writer = None
-    if args.calibrate:  # the held-out splits' ECE before calibration: the head divided by T, so logits * T are raw
-        metrics.update(calibration.uncalibrated_ece(run.predictions, metrics["calibration_temperature"]))
+    metrics.update(options.after_evaluation(run, metrics, board))
     return metrics
-
-
-def _one_tensorboard_file(trainer):
-    """``--report_to tensorboard``: keep the final evaluations in the training's event file. transformers closes
-    its writer when training ends and the next evaluation opens a new file named by the current second, which
-    replaces the training's file when both fall in the same second (short runs lost their curves)."""
-    from transformers.integrations import TensorBoardCallback
-
-    board = next((c for c in trainer.callback_handler.callbacks if isinstance(c, TensorBoardCallback)), None)
-    if board is not None:
-        board.on_train_end = lambda *a, **k: board.tb_writer.flush() if board.tb_writer is not None else None
-    return board
-
-
-def _apply_training_options(run: Run, trainer, splits: dict) -> None:
-    """--early_stopping_patience, --class_weights, --calibrate: checked against this run's task, data and Trainer
-    (each refuses, in one line, where it cannot apply), then set on the Trainer."""
-    from transformers import EarlyStoppingCallback, Trainer
-
-    from .features import CachedFeaturesTrainer
-
-    args, model = run.training_args, trainer.model
-    config = getattr(model, "config", None)
-    if config is None:  # multitask: one model per task behind one Trainer
-        for flag, on in (
-            ("--early_stopping_patience", args.early_stopping_patience),
-            ("--hpo_trials", args.hpo_trials),
-            ("--class_weights", args.class_weights not in (None, "none")),
-            ("--calibrate", args.calibrate),
-        ):
-            if on:
-                raise NLPTransferError(f"{flag} is not supported by the {run.name} recipe: drop {flag}")
-        return
-    problem = getattr(config, "problem_type", None)
-    own_loss = type(trainer).compute_loss is not Trainer.compute_loss  # distillation, domain adaptation, multitask
-    single_label = run.task is tasks.CLASSIFICATION and problem in (None, "single_label_classification")
-    for flag, on in (("--class_weights", args.class_weights not in (None, "none")), ("--calibrate", args.calibrate)):
-        if on and not single_label:
-            raise NLPTransferError(f"{flag} applies to single-label classification, not this run: drop {flag}")
-        if on and flag == "--class_weights" and own_loss:
-            raise NLPTransferError(
-                f"--class_weights: {type(trainer).__name__} computes its own loss (distillation, domain adaptation, "
-                "multi-task), which the weights would not reach: drop --class_weights"
-            )
-    if args.calibrate and "validation" not in splits:
-        raise NLPTransferError("--calibrate fits its temperature on the validation split, and this run has none")
-    if args.hpo_trials:
-        if isinstance(trainer, CachedFeaturesTrainer):
-            raise NLPTransferError(
-                "--hpo_trials: a frozen backbone with cached features fits its head in seconds, outside the "
-                "Trainer's loop the search drives: drop --hpo_trials, or add --cache_features false"
-            )
-        if "validation" not in splits or trainer.eval_dataset is None:
-            raise NLPTransferError("--hpo_trials scores each trial on the validation split, and this run has none")
-        if run.resume is not None:
-            raise NLPTransferError("--hpo_trials cannot resume a run: start it again with --overwrite_output_dir")
-    if (args.early_stopping_patience or args.hpo_trials) and "metric_for_best_model" not in run.explicit:
-        args.metric_for_best_model = run.task.selection_metric(model)
-        metric = args.metric_for_best_model
-        args.greater_is_better = not (metric.endswith("loss") or metric == "mse")
-    if args.early_stopping_patience:
-        if isinstance(trainer, CachedFeaturesTrainer):
-            raise NLPTransferError(
-                "--early_stopping_patience: a frozen backbone with cached features fits the head in one go, without "
-                "evaluations to stop on: drop it, or add --cache_features false"
-            )
-        if "validation" not in splits or trainer.eval_dataset is None:
-            raise NLPTransferError(
-                "--early_stopping_patience needs a validation split to stop on, and this run has none"
-            )
-        trainer.add_callback(EarlyStoppingCallback(args.early_stopping_patience, args.early_stopping_threshold))
-    data = trainer.train_dataset
-    column = next((c for c in ("labels", "label") if c in (getattr(data, "column_names", None) or [])), None)
-    if single_label and column is not None:
-        names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-        weights = class_weights.resolve(args.class_weights, np.asarray(data[column]), names)
-        if weights is not None:
-            trainer.compute_loss_func = class_weights.weighted_cross_entropy(weights)
-            run.class_weights = dict(zip(names, weights))
-            logger.info("class weights: %s", ", ".join(f"{n} {w:.3f}" for n, w in zip(names, weights)))
-
-
-def _early_stopping_facts(trainer) -> dict:
-    """What metrics.json and the card say about early stopping: where it stopped, the best step it kept."""
-    state, args = trainer.state, trainer.args
-    best = state.best_model_checkpoint
-    best_step = int(best.rstrip("/").rsplit("-", 1)[-1]) if best else None
-    stopped = state.global_step < state.max_steps
-    if stopped:
-        logger.info(
-            "early stopping: eval_%s did not improve by more than %g for %d evaluations; stopped at step %d of %d, "
-            "best step %s (%s) loaded", args.metric_for_best_model, args.early_stopping_threshold,
-            args.early_stopping_patience, state.global_step, state.max_steps, best_step, state.best_metric,
-        )  # fmt: skip
-    return {
-        "train_early_stopped": stopped,
-        "train_stopped_at_step": state.global_step,
-        "train_planned_steps": state.max_steps,
-        "train_best_step": best_step,
-        "train_best_metric": state.best_metric,
-    }
 
 
 @dataclass
@@ -377,7 +257,7 @@ def finish(
         trainer.state.log_history, os.path.join(stage, folder.CURVES_FILE), main_metric=task.main_metric(card)
     )
     reports = task.evaluation_report(stage, run.predictions, card, metrics)  # per-class tables, plots
-    searched = search_section(stage, run.hpo) if run.hpo else ""
+    searched = options.search_section(stage, run.hpo) if run.hpo else ""
     section = "\n\n".join(x for x in (searched, reports, extra.card_section or card.extra_section) if x)
     _write_card(run, model, stage, export, card, metrics, has_curves, merged, section)
     tasks.verify_recorded(stage)  # the check every push repeats, from the folder alone
@@ -475,7 +355,7 @@ def _write_card(run: Run, model, stage, export, card, metrics, has_curves: bool,
         "precision": precision_of(args)
         + (f" ({args.precision_reason})" if getattr(args, "precision_reason", None) else ""),
         **card.hyperparameters,
-        **_option_lines(args, metrics),
+        **options.card_lines(args, metrics),
     }
     strategy_line = [strategy.card_line(sargs, model, task.head)] if strategy.card_line else []
     trainable, total = strategies.count_parameters(model)
@@ -494,42 +374,6 @@ def _write_card(run: Run, model, stage, export, card, metrics, has_curves: bool,
         split_note=card.split_note,
         extra_section=section,
     )
-
-
-def search_section(stage: str, hpo: dict) -> str:
-    from . import search
-
-    return search.write(stage, hpo)
-
-
-def _option_lines(args, metrics: dict) -> dict:
-    """The card's lines for --early_stopping_patience, --class_weights and --calibrate, from what the run did."""
-    out = {}
-    if args.early_stopping_patience:
-        best = (
-            f"best step {metrics.get('train_best_step')} (eval_{args.metric_for_best_model} "
-            f"{metrics.get('train_best_metric'):.4f}) kept"
-            if metrics.get("train_best_metric") is not None
-            else ""
-        )
-        ran = (
-            f"stopped at step {metrics['train_stopped_at_step']} of {metrics['train_planned_steps']}: no improvement "
-            f"of eval_{args.metric_for_best_model} by more than {args.early_stopping_threshold:g} in "
-            f"{args.early_stopping_patience} evaluation(s)"
-            if metrics.get("train_early_stopped")
-            else f"ran all {metrics.get('train_planned_steps')} steps (patience {args.early_stopping_patience})"
-        )
-        out["early_stopping"] = "; ".join(x for x in (ran, best) if x)
-    if metrics.get("class_weights"):
-        out["class_weights"] = ", ".join(f"{k} {v:.3f}" for k, v in metrics["class_weights"].items()) + (
-            " (inverse frequency, --class_weights auto)" if args.class_weights == "auto" else ""
-        )
-    if metrics.get("calibration_temperature"):
-        out["calibration"] = (
-            f"temperature {metrics['calibration_temperature']:.3f} fitted on the validation split, folded into the "
-            "head (pipeline scores are calibrated)"
-        )
-    return out
 
 
 def _card_data(run: Run, card, base_model: str, sections: dict):
