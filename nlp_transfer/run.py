@@ -350,7 +350,10 @@ def _write_card(run: Run, model, stage, export, card, metrics, has_curves: bool,
     hyperparameters = {
         "learning_rate": args.learning_rate,
         "epochs": args.num_train_epochs,
-        "batch_size": args.per_device_train_batch_size,
+        "batch_size": args.per_device_train_batch_size
+        if args.gradient_accumulation_steps == 1
+        else f"{args.per_device_train_batch_size * args.gradient_accumulation_steps} per step "
+        f"({args.gradient_accumulation_steps} passes of {args.per_device_train_batch_size})",
         "seed": args.seed,
         "precision": precision_of(args)
         + (f" ({args.precision_reason})" if getattr(args, "precision_reason", None) else ""),

@@ -20,6 +20,8 @@ import logging
 import math
 import time
 
+from transformers import TrainerCallback
+
 from .errors import NLPTransferError
 
 logger = logging.getLogger(__name__)
@@ -77,6 +79,18 @@ def describe(space: dict) -> str:
     return "; ".join(parts)
 
 
+class StepsPerTrial(TrainerCallback):
+    """The optimizer steps each trial ran (a pruned trial stops early), by trial number."""
+
+    def __init__(self, trainer):
+        self.trainer, self.steps = trainer, {}
+
+    def on_step_end(self, args, state, control, **kwargs):
+        trial = getattr(self.trainer, "_trial", None)
+        if trial is not None and hasattr(trial, "number"):
+            self.steps[trial.number] = state.global_step
+
+
 def search(run, trainer, metric: str, greater_is_better: bool) -> dict:
     """Run ``--hpo_trials`` trials; set the best trial's values on the run's TrainingArguments; leave the Trainer
     ready to train the best setting from the start. Returns the trials (for the folder's table) and the best."""
@@ -99,6 +113,18 @@ def search(run, trainer, metric: str, greater_is_better: bool) -> dict:
         trainer.remove_callback(c)
     args.save_strategy, args.load_best_model_at_end = "no", False
     trainer.model_init = model_init
+    # transformers sets a trial's values on trainer.args but reads the batch size from trainer._train_batch_size,
+    # set once in Trainer.__init__: without this, a searched per_device_train_batch_size changes nothing (every
+    # trial, and the retrained best, trained at the first batch size; measured: the steps column below)
+    setup = trainer._hp_search_setup
+
+    def hp_search_setup(trial):
+        setup(trial)
+        trainer._train_batch_size = trainer.args.train_batch_size
+
+    trainer._hp_search_setup = hp_search_setup
+    steps = StepsPerTrial(trainer)
+    trainer.add_callback(steps)
     storage = optuna.storages.InMemoryStorage()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     key = f"eval_{metric}"
@@ -118,9 +144,10 @@ def search(run, trainer, metric: str, greater_is_better: bool) -> dict:
     study = optuna.load_study(study_name="nlp_transfer", storage=storage)
     trials = [
         {"trial": t.number, "state": t.state.name.lower(), key: t.value, **t.params,
-         "seconds": round(t.duration.total_seconds(), 1) if t.duration else None}
+         "steps": steps.steps.get(t.number), "seconds": round(t.duration.total_seconds(), 1) if t.duration else None}
         for t in study.trials
     ]  # fmt: skip
+    trainer.remove_callback(steps)
     for k, v in saved.items():
         setattr(args, k, v)
     for c in callbacks:
@@ -128,6 +155,7 @@ def search(run, trainer, metric: str, greater_is_better: bool) -> dict:
     for name, value in best.hyperparameters.items():
         old = getattr(args, name)
         setattr(args, name, type(old)(value) if old is not None else value)
+    trainer._train_batch_size = args.train_batch_size  # the retrained run: the best trial's batch size
     if trainer.model is None:  # the last trial released it
         trainer.model = trainer.model_wrapped = model_init()
     logger.info(

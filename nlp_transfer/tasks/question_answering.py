@@ -106,6 +106,16 @@ class QuestionAnsweringTask(Task):
             training_args.label_names = ["start_positions", "end_positions"]
         # evaluation hands compute_metrics the input ids, to match logits back to windows (qa.feature_order)
         training_args.include_for_metrics = sorted(set(training_args.include_for_metrics or []) | {"inputs"})
+        # 384-token windows: activations dominate peak memory (benchmarks/qa_memory.py: 4.6 GB at 16 windows per
+        # pass, 2.9 GB at 8, with the same 16-window optimizer steps). Unless told otherwise, 16 windows per step
+        # are taken as two passes of 8: the same batches and updates (each pass's loss is its mean; the Trainer
+        # averages the two), less memory, and no slower on a CPU (benchmarks/README.md, "QA memory").
+        if (
+            not {"per_device_train_batch_size", "gradient_accumulation_steps"} & explicit
+            and training_args.per_device_train_batch_size == 16
+            and training_args.gradient_accumulation_steps == 1
+        ):
+            training_args.per_device_train_batch_size, training_args.gradient_accumulation_steps = 8, 2
 
     def configure(self, model, export):
         from peft import PeftModel

@@ -228,19 +228,23 @@ def test_search_picks_the_best_trial_by_validation_and_retrains_it(tiny_bert, tm
 
     # a space where one setting clearly wins: lr 1e-12 learns nothing, 5e-3 learns the words
     monkeypatch.setitem(search.SPACES, "full", {"learning_rate": ("choice", [1e-12, 5e-3]),
-                                                "num_train_epochs": ("choice", [3])})  # fmt: skip
+                                                "num_train_epochs": ("choice", [3]),
+                                                "per_device_train_batch_size": ("choice", [4, 16])})  # fmt: skip
     data = files(tmp_path, sentiment_rows(32), sentiment_rows(16, seed=1))
     out = tmp_path / "hpo"
     m = classify(tiny_bert, data, out, "--hpo_trials", "3", "--save_strategy", "no", "--eval_strategy", "epoch")
     rows = (out / "hpo_trials.csv").read_text().splitlines()
     assert rows[0].startswith("trial,state,eval_accuracy") and len(rows) == 4
-    trials = json.loads(json.dumps([dict(zip(rows[0].split(","), r.split(","))) for r in rows[1:]]))
+    trials = [dict(zip(rows[0].split(","), r.split(","))) for r in rows[1:]]
     done = [t for t in trials if t["state"] == "complete"]
+    for t in done:  # each trial trained at its own batch size: 32 rows / batch per epoch, 3 epochs
+        assert int(t["steps"]) == 3 * 32 // int(t["per_device_train_batch_size"])
     best = max(done, key=lambda t: float(t["eval_accuracy"]))
     assert m["hpo_best_trial"] == int(best["trial"]) and float(best["learning_rate"]) == pytest.approx(5e-3)
     assert m["hpo_best_objective"] == pytest.approx(float(best["eval_accuracy"]))
-    # the folder is the best setting retrained: the same validation accuracy as its trial, and the card says so
+    # the folder is the best setting retrained: its batch size and steps, its validation accuracy, and the card says so
     assert m["eval_accuracy"] == pytest.approx(float(best["eval_accuracy"]))
+    assert f"- batch_size: {best['per_device_train_batch_size']}" in (out / "README.md").read_text()
     cfg = (out / "run_config.yaml").read_text()
     assert "learning_rate: 0.005" in cfg
     card = (out / "README.md").read_text()
