@@ -60,7 +60,7 @@ def main():
             if a.only and name not in a.only:
                 continue
             extra = (
-                SMOKE.get(name, extra + (["--max_steps", "4"] if name != "early stopping" else []))
+                SMOKE.get(name, extra + (["--max_steps", "4"] if "early" not in name else []))
                 if a.smoke
                 else extra
             )
