@@ -109,7 +109,8 @@ class QuestionAnsweringTask(Task):
         # 384-token windows: activations dominate peak memory (benchmarks/qa_memory.py: 4.6 GB at 16 windows per
         # pass, 2.9 GB at 8, with the same 16-window optimizer steps). Unless told otherwise, 16 windows per step
         # are taken as two passes of 8: the same batches and updates (each pass's loss is its mean; the Trainer
-        # averages the two), less memory, and no slower on a CPU (benchmarks/README.md, "QA memory").
+        # averages the two), 37 % less memory, and 1.41x faster on a 2-core CPU (each pass pads to its own longest
+        # window; benchmarks/README.md, "QA memory").
         if (
             not {"per_device_train_batch_size", "gradient_accumulation_steps"} & explicit
             and training_args.per_device_train_batch_size == 16
