@@ -252,3 +252,35 @@ def squad_metrics(
             out[f"{name}_f1"] = mean([f1[q] for q in ids])
             out[f"{name}_total"] = len(ids)
     return out
+
+
+QUESTION_WORDS = ("what", "which", "who", "whom", "whose", "when", "where", "why", "how")
+ANSWER_LENGTHS = ((1, 1, "1 word"), (2, 2, "2 words"), (3, 3, "3 words"), (4, 5, "4-5 words"), (6, 10**9, "6+ words"))
+
+
+def question_type(question: str) -> str:
+    """The question's first wh-word (what/which/who/when/where/why/how; whom/whose count as who), else other."""
+    words = re.findall(r"[a-z]+", question.lower())
+    found = next((w for w in words if w in QUESTION_WORDS), None)
+    return {"whom": "who", "whose": "who"}.get(found, found or "other")
+
+
+def squad_breakdown(
+    predictions: dict[str, str], references: dict[str, list[str]], questions: dict[str, str]
+) -> dict[str, dict[str, dict]]:
+    """SQuAD EM/F1 (percent) and counts by question type (`question_type`) and by the length in words of the
+    shortest gold answer (``no answer`` for unanswerable v2 questions)."""
+    groups: dict[str, dict[str, list[str]]] = {"by_question_type": {}, "by_answer_length": {}}
+    for qid, golds in references.items():
+        kept = [g for g in golds if normalize_answer(g)]
+        groups["by_question_type"].setdefault(question_type(questions.get(qid, "")), []).append(qid)
+        n = min((len(normalize_answer(g).split()) for g in kept), default=0)
+        length = next((name for lo, hi, name in ANSWER_LENGTHS if lo <= n <= hi), "no answer")
+        groups["by_answer_length"].setdefault(length, []).append(qid)
+    out = {}
+    for kind, by in groups.items():
+        out[kind] = {}
+        for name, ids in sorted(by.items(), key=lambda kv: -len(kv[1])):
+            m = squad_metrics({q: predictions[q] for q in ids}, {q: references[q] for q in ids})
+            out[kind][name] = {"exact_match": m["exact_match"], "f1": m["f1"], "count": len(ids)}
+    return out

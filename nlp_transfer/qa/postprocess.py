@@ -105,9 +105,10 @@ def make_compute_metrics(
     """A ``compute_metrics`` for `transformers.Trainer` over ``features`` (made from ``examples``): put the logits
     back in feature order (`feature_order`; the Trainer must run with ``include_for_metrics=["inputs"]``),
     post-process them into answers and score those with SQuAD EM/F1. The answers of the latest call go into
-    ``store``."""
+    ``store``; ``compute_metrics.last`` holds (answers, references, questions) of the latest call."""
     example_idx, offsets = list(features["example_idx"]), list(features["offsets"])
     refs = references(examples)
+    questions = dict(zip(examples["id"], examples["question"]))
 
     def compute_metrics(eval_pred) -> dict[str, float]:
         start_logits, end_logits = eval_pred.predictions[:2]
@@ -128,8 +129,11 @@ def make_compute_metrics(
         if store is not None:
             store.clear()
             store.update(answers)
+        # what was scored, for the folder's per-group report (`Task.evaluation_report`)
+        compute_metrics.last = ({k: v["text"] for k, v in answers.items()}, refs, questions)
         return squad_metrics(
             {k: v["text"] for k, v in answers.items()}, refs, version_2_with_negative=version_2_with_negative
         )
 
+    compute_metrics.last = None
     return compute_metrics

@@ -212,6 +212,27 @@ class QuestionAnsweringTask(Task):
     def selection_metric(self, model):
         return "f1"
 
+    def evaluation_report(self, folder, predictions, card, metrics):
+        """EM/F1 by question type and by answer length per held-out split: ``eval_report.json`` and a card table."""
+        import os
+
+        from ..artifacts import report
+        from ..metrics import squad_breakdown
+
+        content, lines = {}, []
+        for prefix, (answers, refs, questions) in predictions.items():
+            split = {"eval": "validation", "test": "test"}.get(prefix, prefix)
+            content[split] = squad_breakdown(answers, refs, questions)
+            for kind, title in (("by_question_type", "question type"), ("by_answer_length", "gold answer length")):
+                lines += [f"### By {title} ({split})", "", f"| {title} | EM | F1 | questions |", "|---|---|---|---|"]
+                lines += [f"| {n} | {v['exact_match']:.2f} | {v['f1']:.2f} | {v['count']} |"
+                          for n, v in content[split][kind].items()]  # fmt: skip
+                lines.append("")
+        if not content:
+            return ""
+        report.write_metrics(os.path.join(folder, "eval_report.json"), content)
+        return "## Evaluation by group\n\n" + "\n".join(lines).rstrip() + "\n\nAll of it in `eval_report.json`."
+
     def headline(self, metrics):
         return {
             k: v for k, v in metrics.items() if k.startswith(("eval_", "test_")) and k.split("_", 1)[1] in HEADLINE

@@ -40,6 +40,7 @@ ARTIFACTS = {
     "tokenizer_config.json",
     "metrics.json",
     "predictions.json",
+    "eval_report.json",
     "qa_pipeline.py",
     "run_config.yaml",
     "training_curves.png",
@@ -455,3 +456,24 @@ def test_early_stopping_on_squad_f1_and_classification_only_options(qa_bert, qa_
         with pytest.raises(NLPTransferError, match="applies to single-label classification"):
             run(qa_bert, tmp_path / "x", *flag, train=qa_files[0], dev=qa_files[1])
         assert not (tmp_path / "x" / "metrics.json").exists()
+
+
+def test_eval_report_by_question_type_and_answer_length(qa_bert, qa_files, tmp_path):
+    from nlp_transfer.metrics import squad_breakdown
+
+    out = tmp_path / "rep"
+    m = run(qa_bert, out, "--num_train_epochs", "1", train=qa_files[0], dev=qa_files[1])
+    report = json.loads((out / "eval_report.json").read_text())["validation"]
+    dev = [json.loads(line) for line in open(qa_files[1])]
+    assert sum(v["count"] for v in report["by_question_type"].values()) == len(dev)
+    assert sum(v["count"] for v in report["by_answer_length"].values()) == len(dev)
+    # recomputed from the folder's predictions.json: the same groups and scores
+    predicted = json.loads((out / "predictions.json").read_text())
+    predicted = {k: v if isinstance(v, str) else v["text"] for k, v in predicted.items()}
+    want = squad_breakdown(
+        predicted, {r["id"]: r["answers"]["text"] for r in dev}, {r["id"]: r["question"] for r in dev}
+    )
+    assert report == json.loads(json.dumps(want))
+    overall = sum(v["exact_match"] * v["count"] for v in report["by_question_type"].values()) / len(dev)
+    assert overall == pytest.approx(m["eval_exact_match"])
+    assert "## Evaluation by group" in (out / "README.md").read_text()

@@ -69,3 +69,22 @@ def test_a_one_class_collapse_is_warned_about(caplog):
         classification_metrics(np.array([1, 0, 1, 1]), np.array([0, 1, 0, 1]))
         classification_metrics(np.array([1, 1]), np.array([1, 1]))  # a one-class split: nothing to warn about
     assert "collapse" not in caplog.text
+
+
+def test_squad_breakdown_by_question_type_and_answer_length():
+    from nlp_transfer.metrics import question_type, squad_breakdown
+
+    assert question_type("In which year did it open?") == "which"
+    assert question_type("Whose house was it?") == "who"
+    assert question_type("Name the river.") == "other"
+    refs = {"a": ["Paris"], "b": ["the big red house"], "c": ["1990"], "d": [""]}
+    questions = {"a": "What is the capital?", "b": "What did she see?", "c": "When was it?", "d": "Who won?"}
+    preds = {"a": "Paris", "b": "red house", "c": "1991", "d": ""}
+    out = squad_breakdown(preds, refs, questions)
+    what = out["by_question_type"]["what"]
+    assert what["count"] == 2 and what["exact_match"] == 50.0  # a right, b partly
+    assert what["f1"] == pytest.approx((100 + 100 * 2 * (2 / 2) * (2 / 3) / (1 + 2 / 3)) / 2)
+    lengths = out["by_answer_length"]
+    assert lengths["1 word"]["count"] == 2 and lengths["1 word"]["exact_match"] == 50.0  # Paris right, 1990 wrong
+    assert lengths["3 words"]["count"] == 1  # "the big red house" normalises to "big red house"
+    assert lengths["no answer"] == {"exact_match": 100.0, "f1": 100.0, "count": 1}
