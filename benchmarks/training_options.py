@@ -60,9 +60,7 @@ def main():
             if a.only and name not in a.only:
                 continue
             extra = (
-                SMOKE.get(name, extra + (["--max_steps", "4"] if "early" not in name else []))
-                if a.smoke
-                else extra
+                SMOKE.get(name, extra + (["--max_steps", "4"] if "early" not in name else [])) if a.smoke else extra
             )
             out = os.path.join(work, name.replace(" ", "_"))
             cmd = [sys.executable, "-m", "nlp_transfer.recipes.classify", *data, *size, "--output_dir", out,
