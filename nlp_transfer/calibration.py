@@ -29,10 +29,10 @@ def last_linear(model: nn.Module) -> nn.Linear:
     inside a PEFT modules_to_save wrapper, the one the model calls)."""
     _, head = find_head(model, flag=FLAG)
     wrapper = getattr(head, "modules_to_save", None)
-    if wrapper is not None:
-        head = wrapper[getattr(head, "active_adapter", None) or next(iter(wrapper))]
-        if isinstance(head, list):  # some peft versions keep a list of adapter names
-            head = head[0]
+    if wrapper is not None:  # PEFT's ModulesToSaveWrapper: the trained copy the model calls
+        active = getattr(head, "active_adapter", None)
+        active = active[0] if isinstance(active, (list, tuple)) else active  # a list in some peft versions
+        head = wrapper[active if active in wrapper else next(iter(wrapper))]
     linear = [m for m in head.modules() if isinstance(m, nn.Linear)]
     if not linear:
         raise NLPTransferError(f"{FLAG}: the head {type(head).__name__} has no linear layer: drop {FLAG}")

@@ -19,12 +19,6 @@ from .errors import NLPTransferError
 logger = logging.getLogger(__name__)
 
 
-def require_optuna() -> None:
-    from .search import require_optuna as require
-
-    require()
-
-
 def _asked(args) -> dict[str, bool]:
     return {
         "--hpo_trials": bool(args.hpo_trials),
@@ -96,13 +90,6 @@ def apply(run, trainer, splits: dict):
     return _one_tensorboard_file(trainer)
 
 
-def search(run, trainer) -> dict:
-    from . import search as hpo
-
-    args = run.training_args
-    return hpo.search(run, trainer, args.metric_for_best_model, args.greater_is_better)
-
-
 def after_training(run, trainer, splits: dict, before_evaluate) -> dict:
     """Right after ``trainer.train``: the search's and early stopping's facts; calibration (before the final
     evaluations, so they score the calibrated model)."""
@@ -163,13 +150,6 @@ def _early_stopping_facts(trainer) -> dict:
         "train_best_step": best_step,
         "train_best_metric": state.best_metric,
     }
-
-
-def search_section(stage: str, hpo: dict) -> str:
-    """hpo_trials.csv/png in the staged folder; the card's section."""
-    from . import search as hpo_search
-
-    return hpo_search.write(stage, hpo)
 
 
 def card_lines(args, metrics: dict) -> dict:

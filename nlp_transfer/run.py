@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainingArguments, set_seed
 
-from . import hub, interrupt, options, strategies, tasks
+from . import hub, interrupt, options, search, strategies, tasks
 from .artifacts import card as cards
 from .artifacts import distributed, folder, report
 from .artifacts.saving import MERGED_DIR, save_model
@@ -117,7 +117,7 @@ def start(
             )
         export.require_onnx()
     if getattr(training_args, "hpo_trials", None):
-        options.require_optuna()
+        search.require_optuna()
     if "output_dir" not in explicit:
         training_args.output_dir = os.path.join("outputs", f"{name}-" + time.strftime("%Y%m%d-%H%M%S"))
     push = hub.plan_push(training_args)  # repo id and token checked before any training
@@ -166,7 +166,7 @@ def train(run: Run, trainer, splits: dict, *, before_evaluate: Callable[[str], N
     trainer.model_accepts_loss_kwargs = False
     stop = interrupt.guard(trainer)  # SIGTERM: checkpoint, stop, exit 143 with how to resume
     if args.hpo_trials:
-        run.hpo = options.search(run, trainer)
+        run.hpo = search.search(run, trainer, args.metric_for_best_model, args.greater_is_better)
     result = trainer.train(resume_from_checkpoint=run.resume)
     interrupt.raise_if_stopped(stop, run.output_dir)
     metrics = {k if k.startswith("train_") else f"train_{k}": v for k, v in result.metrics.items()}
@@ -257,7 +257,7 @@ def finish(
         trainer.state.log_history, os.path.join(stage, folder.CURVES_FILE), main_metric=task.main_metric(card)
     )
     reports = task.evaluation_report(stage, run.predictions, card, metrics)  # per-class tables, plots
-    searched = options.search_section(stage, run.hpo) if run.hpo else ""
+    searched = search.write(stage, run.hpo) if run.hpo else ""  # hpo_trials.csv/png, the card's table
     section = "\n\n".join(x for x in (searched, reports, extra.card_section or card.extra_section) if x)
     _write_card(run, model, stage, export, card, metrics, has_curves, merged, section)
     tasks.verify_recorded(stage)  # the check every push repeats, from the folder alone

@@ -108,7 +108,7 @@ def test_early_stopping_stops_on_a_plateau(tiny_bert, tmp_path):
     card = (out / "README.md").read_text()
     assert "- early_stopping: stopped at step 8 of 24: no improvement of eval_accuracy" in card
     assert "best step 4" in card
-    assert not [d for d in os.listdir(out) if d.startswith("checkpoint-")] or True  # checkpoints may stay for resume
+    assert m["eval_accuracy"] == pytest.approx(m["train_best_metric"])  # the best checkpoint is the model kept
 
 
 def test_early_stopping_and_calibration_need_what_they_use(tiny_bert, tmp_path):
@@ -126,26 +126,33 @@ def test_early_stopping_and_calibration_need_what_they_use(tiny_bert, tmp_path):
     assert not (tmp_path / "d" / "metrics.json").exists()
 
 
-def test_calibration_folds_into_the_head_and_reports(tiny_bert, tmp_path):
+@pytest.mark.parametrize("strategy", ["full", "lora"])
+def test_calibration_folds_into_the_head_and_reports(tiny_bert, tmp_path, strategy):
     from transformers import pipeline
 
     data = files(tmp_path, sentiment_rows(64), sentiment_rows(32, seed=1))
+    # a high learning rate and many epochs: a confident (over-confident) model; the same run twice, with and without
+    common = ["--num_train_epochs", "10", "--learning_rate", "2e-2", "--save_strategy", "no", "--strategy", strategy]
+    plain = classify(tiny_bert, data, tmp_path / "plain", *common)
     out = tmp_path / "cal"
-    # a high learning rate and many epochs: a confident (over-confident) model
-    m = classify(tiny_bert, data, out, "--num_train_epochs", "10", "--learning_rate", "2e-2", "--save_strategy", "no",
-                 "--calibrate")  # fmt: skip
+    m = classify(tiny_bert, data, out, *common, "--calibrate")
     t = m["calibration_temperature"]
     assert t > 0 and t != pytest.approx(1.0)
-    assert m["eval_nll_calibrated"] <= m["eval_nll_uncalibrated"] + 1e-9
+    # the final evaluation scores the folded model: its loss is the calibrated NLL, lower than the uncalibrated one
+    assert m["eval_loss"] == pytest.approx(m["eval_nll_calibrated"], rel=1e-4)
+    assert m["eval_nll_calibrated"] < m["eval_nll_uncalibrated"]
+    assert plain["eval_loss"] == pytest.approx(m["eval_nll_uncalibrated"], rel=1e-4)
     assert m["eval_ece"] <= m["eval_ece_uncalibrated"] + 1e-9
-    # the folder is plain: pipeline scores are softmax(z / T) of the unscaled logits
-    p = pipeline("text-classification", model=str(out), device="cpu")
-    texts = ["good great movie", "awful bad plot"]
-    scores = [{r["label"]: r["score"] for r in row} for row in p(texts, top_k=None)]
-    raw = [{r["label"]: r["score"] for r in row} for row in p(texts, top_k=None, function_to_apply="none")]
-    for s, z in zip(scores, raw):
-        want = metrics.softmax(np.array([z["negative"], z["positive"]]))
-        assert [s["negative"], s["positive"]] == pytest.approx(list(want), abs=1e-5)
+    assert m["eval_accuracy"] == plain["eval_accuracy"]  # the argmax does not change
+    # the saved folders: the calibrated one's logits are the plain run's divided by T, through plain pipeline(...)
+    texts = ["good great movie", "awful bad plot", "the plot was dull"]
+
+    def raw(folder):
+        p = pipeline("text-classification", model=str(folder), device="cpu")
+        rows = p(texts, top_k=None, function_to_apply="none")
+        return np.array([[{r["label"]: r["score"] for r in row}[k] for k in ("negative", "positive")] for row in rows])
+
+    np.testing.assert_allclose(raw(out), raw(tmp_path / "plain") / t, rtol=1e-4, atol=1e-5)
     report = json.loads((out / "eval_report.json").read_text())["validation"]
     assert report["ece"] == pytest.approx(m["eval_ece"], abs=1e-6)
     assert report["ece_uncalibrated"] == pytest.approx(m["eval_ece_uncalibrated"], abs=1e-6)
