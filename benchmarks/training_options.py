@@ -13,6 +13,11 @@ split, never seen by any choice, so its figures are honest:
                       (and the same with patience 1)
     search            --hpo_trials 6 --hpo_timeout 600 (the README's space for full fine-tuning), best retrained
     calibrated        the defaults + --calibrate (temperature on the validation split, folded into the head)
+    lora defaults     --strategy lora (r 8, alpha 16, its default lr 1e-3), 2 epochs
+    lora search       --strategy lora --hpo_trials 6 --hpo_timeout 600 (LoRA's space: lr, epochs, batch, warmup,
+                      r and alpha)
+
+``--only NAME ...`` runs some variants and merges them into an existing results file (same variant replaced).
 
 Reports test accuracy, test ECE (and before calibration), wall time of the whole command. Writes
 benchmarks/results/training_options.json with the CPU's lscpu flags.
@@ -34,9 +39,12 @@ VARIANTS = {
     "early stopping, patience 1": ["--num_train_epochs", "8", "--early_stopping_patience", "1"],
     "search": ["--hpo_trials", "6", "--hpo_timeout", "600"],
     "calibrated": ["--calibrate"],
+    "lora defaults": ["--strategy", "lora"],
+    "lora search": ["--strategy", "lora", "--hpo_trials", "6", "--hpo_timeout", "600"],
 }
 SMOKE = {"early stopping": ["--num_train_epochs", "3", "--early_stopping_patience", "1"],
-         "search": ["--hpo_trials", "2", "--num_train_epochs", "1"]}  # fmt: skip
+         "search": ["--hpo_trials", "2", "--num_train_epochs", "1"],
+         "lora search": ["--strategy", "lora", "--hpo_trials", "2", "--num_train_epochs", "1"]}  # fmt: skip
 
 
 def main():
@@ -75,9 +83,9 @@ def main():
             keep = ("test_accuracy", "test_f1", "test_ece", "test_ece_uncalibrated", "eval_accuracy", "eval_ece",
                     "eval_ece_uncalibrated", "calibration_temperature", "train_runtime", "train_early_stopped",
                     "train_stopped_at_step", "train_planned_steps", "train_best_step", "hpo_trials", "hpo_best_trial",
-                    "hpo_seconds", "hpo_best_objective")  # fmt: skip
+                    "hpo_seconds", "hpo_best_objective", "trainable_params")  # fmt: skip
             run = {"variant": name, "wall_seconds": round(wall, 1), **{k: m[k] for k in keep if k in m}}
-            if name == "search":
+            if "search" in name:
                 with open(os.path.join(out, "hpo_trials.csv")) as f:
                     run["trials_csv"] = f.read()
             run["command"] = " ".join("<tmp>" + x[len(work) :] if x.startswith(work) else x for x in cmd)
@@ -85,8 +93,18 @@ def main():
             print(json.dumps({k: v for k, v in run.items() if k != "trials_csv"}), flush=True)
     if not a.smoke:
         os.makedirs(a.results, exist_ok=True)
-        with open(os.path.join(a.results, "training_options.json"), "w") as f:
-            json.dump({"machine": accuracy.machine(), "runs": runs}, f, indent=1)
+        path = os.path.join(a.results, "training_options.json")
+        if a.only and os.path.isfile(path):  # merge: the other variants' runs (and their machine) stay
+            with open(path) as f:
+                old = json.load(f)
+            for r in runs:
+                r["machine"] = accuracy.machine()
+            runs = [r for r in old["runs"] if r["variant"] not in {x["variant"] for x in runs}] + runs
+            machine = old["machine"]
+        else:
+            machine = accuracy.machine()
+        with open(path, "w") as f:
+            json.dump({"machine": machine, "runs": runs}, f, indent=1)
 
 
 if __name__ == "__main__":

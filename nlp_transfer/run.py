@@ -167,9 +167,11 @@ def train(run: Run, trainer, splits: dict, *, before_evaluate: Callable[[str], N
     stop = interrupt.guard(trainer)  # SIGTERM: checkpoint, stop, exit 143 with how to resume
     if args.hpo_trials:
         run.hpo = search.search(run, trainer, args.metric_for_best_model, args.greater_is_better)
+    trainable, total = strategies.count_parameters(trainer.model)  # before ZeRO-3 shards it; after a search's rebuild
     result = trainer.train(resume_from_checkpoint=run.resume)
     interrupt.raise_if_stopped(stop, run.output_dir)
     metrics = {k if k.startswith("train_") else f"train_{k}": v for k, v in result.metrics.items()}
+    metrics.update(trainable_params=trainable, total_params=total)
     metrics.update(options.after_training(run, trainer, splits, before_evaluate))  # early stop facts, calibration
     for split, prefix in (("validation", "eval"), ("test", "test")):
         if split in splits:

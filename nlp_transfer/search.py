@@ -8,9 +8,14 @@ starts from the same point (the Trainer re-seeds before each). The space is per 
 ``--seed`` (TPE sampler), bounded by ``--hpo_timeout``. Trials save no checkpoints; the retrained best run is a
 normal run (checkpoints, round trip, card), and the folder gets ``hpo_trials.csv`` and ``hpo_trials.png``.
 
-What is searched are TrainingArguments only (learning rate, epochs, batch size, warmup): settings that change the
-model's shape (LoRA r/alpha) or the distillation loss (T, alpha) would need the recipe to rebuild its model per
-trial, and are not searched in this version (the card lists the space that was).
+What is searched (`SPACES`, the card lists it): TrainingArguments (learning rate, epochs, batch size, warmup; the
+Trainer sets them per trial), LoRA's ``r`` and ``alpha`` (a different adapter shape: ``model_init`` then rebuilds
+the adapter on the run's starting weights, PEFT's ``unload()`` of the model the recipe built, with the trial's
+values), and the settings a Trainer subclass declares in its ``hpo_space`` (distillation's ``temperature`` and
+``alpha``, set on the Trainer per trial). A Trainer with modules of its own that train (distillation's hidden-state
+projections, domain adaptation's discriminator) defines ``reset_for_trial(model)``, called with each trial's model,
+so that every trial, and the retrained best, starts from the same point. The best values are written back to the
+recipe's arguments, so the card, ``run_config.yaml`` and reports name them.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import time
 
 from transformers import TrainerCallback
 
+from . import strategies
 from .errors import NLPTransferError
 
 logger = logging.getLogger(__name__)
@@ -35,7 +41,13 @@ _COMMON = {
 SPACES = {
     "full": {"learning_rate": ("log", 1e-5, 2e-4), **_COMMON},
     "partial": {"learning_rate": ("log", 1e-5, 2e-4), **_COMMON},
-    "lora": {"learning_rate": ("log", 1e-4, 1e-2), **_COMMON},
+    # the adapter's shape: alpha / r scales its update, so both are searched (r=8, alpha=16 is the default)
+    "lora": {
+        "learning_rate": ("log", 1e-4, 1e-2),
+        **_COMMON,
+        "lora_r": ("choice", [4, 8, 16, 32]),
+        "lora_alpha": ("choice", [8, 16, 32, 64]),
+    },
     "frozen": {"learning_rate": ("log", 1e-3, 1e-1), **_COMMON},
 }
 CSV_FILE, PLOT_FILE = "hpo_trials.csv", "hpo_trials.png"
@@ -50,8 +62,12 @@ def require_optuna() -> None:
         ) from None
 
 
-def space_for(strategy: str) -> dict:
-    return SPACES.get(strategy, SPACES["full"])
+ADAPTER_SHAPE = ("lora_r", "lora_alpha")  # searched values that rebuild the model
+
+
+def space_for(strategy: str, trainer=None) -> dict:
+    """The strategy's space plus what the Trainer declares in ``hpo_space`` (distillation: T and alpha)."""
+    return {**SPACES.get(strategy, SPACES["full"]), **getattr(trainer, "hpo_space", {})}
 
 
 def _suggest(trial, space: dict) -> dict:
@@ -79,31 +95,69 @@ def describe(space: dict) -> str:
     return "; ".join(parts)
 
 
-class StepsPerTrial(TrainerCallback):
-    """The optimizer steps each trial ran (a pruned trial stops early), by trial number."""
+class PerTrial(TrainerCallback):
+    """What each trial ran, by trial number: its optimizer steps (a pruned trial stops early) and its trainable
+    parameters (LoRA r changes them)."""
 
     def __init__(self, trainer):
-        self.trainer, self.steps = trainer, {}
+        self.trainer, self.steps, self.trainable = trainer, {}, {}
+
+    def _number(self):
+        trial = getattr(self.trainer, "_trial", None)
+        return trial.number if trial is not None and hasattr(trial, "number") else None
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if self._number() is not None and model is not None:
+            self.trainable[self._number()] = strategies.count_parameters(model)[0]
 
     def on_step_end(self, args, state, control, **kwargs):
-        trial = getattr(self.trainer, "_trial", None)
-        if trial is not None and hasattr(trial, "number"):
-            self.steps[trial.number] = state.global_step
+        if self._number() is not None:
+            self.steps[self._number()] = state.global_step
 
 
-def search(run, trainer, metric: str, greater_is_better: bool) -> dict:
-    """Run ``--hpo_trials`` trials; set the best trial's values on the run's TrainingArguments; leave the Trainer
-    ready to train the best setting from the start. Returns the trials (for the folder's table) and the best."""
-    import optuna
-
-    args = run.training_args
-    space = space_for(run.strategy.name if run.strategy else "full")
+def _model_init(run, trainer, space: dict):
+    """``model_init(trial)``: the run's model at its starting weights, with a rebuilt adapter when LoRA's shape is
+    searched (the trial's values; the run's arguments for the retrained best, ``trial=None``)."""
     model = trainer.model
+    reset = getattr(trainer, "reset_for_trial", None)
+    shape = [k for k in ADAPTER_SHAPE if k in space]
+    if shape and run.strategy is not None and run.strategy.writes_adapter:
+        task_type = next(iter(model.peft_config.values())).task_type
+        base = copy.deepcopy(model).unload()  # the starting weights, adapter layers removed (not merged)
+
+        def model_init(trial=None):
+            sargs = copy.copy(run.strategy_args)
+            # the Trainer calls model_init before it asks hp_space for the trial's values; optuna gives the same
+            # value to the second suggestion of a name within a trial
+            for k, v in (_suggest(trial, {k: space[k] for k in shape}) if trial is not None else {}).items():
+                setattr(sargs, k, v)
+            new = strategies.apply(copy.deepcopy(base), sargs, task_type=task_type)
+            if reset is not None:
+                reset(new)
+            return new
+
+        return model_init
     initial = copy.deepcopy(model.state_dict())
 
     def model_init(trial=None):
         model.load_state_dict(initial)
+        if reset is not None:
+            reset(model)
         return model
+
+    return model_init
+
+
+def search(run, trainer, metric: str, greater_is_better: bool) -> dict:
+    """Run ``--hpo_trials`` trials; set the best trial's values on the run's arguments (and the Trainer's own
+    settings); leave the Trainer ready to train the best setting from the start. Returns the trials (for the
+    folder's table) and the best."""
+    import optuna
+
+    args = run.training_args
+    space = space_for(run.strategy.name if run.strategy else "full", trainer)
+    own = [k for k in space if k in getattr(trainer, "hpo_space", {})]  # set on the Trainer per trial
+    hf = {k for k in space if hasattr(args, k)}  # set on trainer.args by the Trainer itself
 
     saved = {k: getattr(args, k) for k in ("save_strategy", "load_best_model_at_end")}
     if isinstance(args.warmup_steps, int):  # the Trainer casts a trial's value to the option's type: keep fractions
@@ -112,7 +166,7 @@ def search(run, trainer, metric: str, greater_is_better: bool) -> dict:
     for c in callbacks:  # early stopping needs load_best_model_at_end, which needs checkpoints: off for the trials
         trainer.remove_callback(c)
     args.save_strategy, args.load_best_model_at_end = "no", False
-    trainer.model_init = model_init
+    trainer.model_init = _model_init(run, trainer, space)
     # transformers sets a trial's values on trainer.args but reads the batch size from trainer._train_batch_size,
     # set once in Trainer.__init__: without this, a searched per_device_train_batch_size changes nothing (every
     # trial, and the retrained best, trained at the first batch size; measured: the steps column below)
@@ -121,16 +175,23 @@ def search(run, trainer, metric: str, greater_is_better: bool) -> dict:
     def hp_search_setup(trial):
         setup(trial)
         trainer._train_batch_size = trainer.args.train_batch_size
+        for k in own:
+            if trial is not None and k in trial.params:
+                setattr(trainer, k, trial.params[k])
 
     trainer._hp_search_setup = hp_search_setup
-    steps = StepsPerTrial(trainer)
-    trainer.add_callback(steps)
+    per_trial = PerTrial(trainer)
+    trainer.add_callback(per_trial)
     storage = optuna.storages.InMemoryStorage()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     key = f"eval_{metric}"
     start = time.time()
+
+    def hp_space(trial):  # every value is suggested (so the trial holds it); the Trainer gets its own fields
+        return {k: v for k, v in _suggest(trial, space).items() if k in hf}
+
     best = trainer.hyperparameter_search(
-        hp_space=lambda trial: _suggest(trial, space),
+        hp_space=hp_space,
         compute_objective=lambda m: m[key],
         n_trials=args.hpo_trials,
         direction="maximize" if greater_is_better else "minimize",
@@ -144,20 +205,18 @@ def search(run, trainer, metric: str, greater_is_better: bool) -> dict:
     study = optuna.load_study(study_name="nlp_transfer", storage=storage)
     trials = [
         {"trial": t.number, "state": t.state.name.lower(), key: t.value, **t.params,
-         "steps": steps.steps.get(t.number), "seconds": round(t.duration.total_seconds(), 1) if t.duration else None}
+         "trainable_params": per_trial.trainable.get(t.number), "steps": per_trial.steps.get(t.number),
+         "seconds": round(t.duration.total_seconds(), 1) if t.duration else None}
         for t in study.trials
     ]  # fmt: skip
-    trainer.remove_callback(steps)
+    trainer.remove_callback(per_trial)
     for k, v in saved.items():
         setattr(args, k, v)
     for c in callbacks:
         trainer.add_callback(c)
-    for name, value in best.hyperparameters.items():
-        old = getattr(args, name)
-        setattr(args, name, type(old)(value) if old is not None else value)
+    _set_best(run, trainer, best.hyperparameters, own)
     trainer._train_batch_size = args.train_batch_size  # the retrained run: the best trial's batch size
-    if trainer.model is None:  # the last trial released it
-        trainer.model = trainer.model_wrapped = model_init()
+    trainer.model = trainer.model_wrapped = trainer.call_model_init(None)  # the best's shape (trainable counts)
     logger.info(
         "search: %d trial(s) in %.0f s; best trial %s: %s=%.4f with %s; retraining it as the run", len(trials),
         elapsed, best.run_id, key, best.objective,
@@ -170,6 +229,19 @@ def search(run, trainer, metric: str, greater_is_better: bool) -> dict:
         "metric": key,
         "seconds": round(elapsed, 1),
     }
+
+
+def _set_best(run, trainer, values: dict, own: list[str]) -> None:
+    """The best trial's values on every argument dataclass that has the field (TrainingArguments, the strategy's
+    and distillation's), so the retrained run, its card and run_config.yaml use them; the Trainer's own settings
+    on the Trainer."""
+    for name, value in values.items():
+        for a in run.args:
+            if hasattr(a, name):
+                old = getattr(a, name)
+                setattr(a, name, type(old)(value) if old is not None else value)
+        if name in own:
+            setattr(trainer, name, value)
 
 
 def write(folder: str, hpo: dict) -> str:

@@ -3,6 +3,7 @@ is `losses`' (plus the QA span version), and the learned hidden-state projection
 
 from __future__ import annotations
 
+import copy
 import os
 
 import numpy as np
@@ -56,7 +57,11 @@ class DistillationTrainer(Trainer):
     Teacher logits come with each batch (``teacher_logits``, from the cache) unless a live ``teacher`` is given,
     which the hidden-state and attention losses need. ``projections`` (hidden-state loss, different widths) are
     trained with the student, saved in each checkpoint (`PROJECTION_FILE`) but not in the exported student.
+    ``--hpo_trials`` also searches ``temperature`` and ``alpha`` (`hpo_space`, set on the Trainer per trial), and each
+    trial starts from the same projections (`reset_for_trial`).
     """
+
+    hpo_space = {"temperature": ("float", 1.0, 8.0), "alpha": ("float", 0.1, 0.9)}
 
     def __init__(
         self,
@@ -84,6 +89,13 @@ class DistillationTrainer(Trainer):
         self.projections = projections.to(self.args.device) if projections is not None else None
         # the loss is a batch mean: let Trainer scale it for gradient accumulation, not the model's loss kwargs
         self.model_accepts_loss_kwargs = False
+        self._projections_start = copy.deepcopy(projections.state_dict()) if projections is not None else None
+
+    def reset_for_trial(self, model) -> None:
+        """``--hpo_trials``: every trial's projections start where the first trial's did."""
+        if self.projections is not None:
+            self.projections.load_state_dict(self._projections_start)
+            self.projections.zero_grad(set_to_none=True)
 
     def _extra_outputs(self) -> dict:
         extra = {}
@@ -161,6 +173,9 @@ class DistillationTrainer(Trainer):
             p is q for g in optimizer.param_groups for p in g["params"] for q in self.projections.parameters()
         ):
             optimizer.add_param_group({"params": list(self.projections.parameters()), "weight_decay": 0.0})
+            # the Trainer zeroes the model's gradients only: without this the projections' gradients summed over
+            # every step of the run (found by a search whose identical trials drifted apart)
+            optimizer.register_step_post_hook(lambda *_: self.projections.zero_grad(set_to_none=True))
         return optimizer
 
     def _save_checkpoint(self, model, trial):

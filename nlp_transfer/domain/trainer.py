@@ -18,6 +18,7 @@ folder: it is not a submodule of the model.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -166,12 +167,13 @@ class DomainAdaptationTrainer(Trainer):
                 torch.manual_seed(self.args.seed)
                 self.discriminator = make_discriminator(head_width(self.head), discriminator_hidden)
             self.discriminator.to(self.args.device)
+            self._discriminator_start = copy.deepcopy(self.discriminator.state_dict())
         elif mask_probability <= 0 and not any(isinstance(m, nn.Dropout) and m.p > 0 for m in self.model.modules()):
             raise NLPTransferError(
                 "--domain_adaptation consistency: this model has no dropout, so the two views are identical; set "
                 "--consistency_mask_probability (e.g. 0.15)"
             )
-        self._captured = None
+        self._captured = self._hook = None
         self._loader = self._iterator = None
         self.target_batches_drawn = 0  # restored from the checkpoint on resume
         self._stats: dict = {}
@@ -229,12 +231,24 @@ class DomainAdaptationTrainer(Trainer):
 
     # ----------------------------------------------------------------------------------------------- the loss
     def train(self, *args, **kwargs):
-        handle = self.head.register_forward_hook(self._capture, with_kwargs=True)
+        self._hook = self.head.register_forward_hook(self._capture, with_kwargs=True)
         try:
             return super().train(*args, **kwargs)
         finally:
-            handle.remove()
-            self._captured = None
+            self._hook.remove()
+            self._hook = self._captured = None
+
+    def reset_for_trial(self, model) -> None:
+        """``--hpo_trials``: each trial's model (a rebuilt adapter is a new module tree) gets the feature hook, and
+        the discriminator and the target batches start where the first trial's did."""
+        self.head_name, self.head = find_head(model, flag="--domain_adaptation")
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = self.head.register_forward_hook(self._capture, with_kwargs=True)
+        if self.discriminator is not None:
+            self.discriminator.load_state_dict(self._discriminator_start)
+        self.target_batches_drawn, self._iterator = 0, None
+        self._stats, self._stats_n = {}, 0
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if not model.training:  # evaluation: the plain loss

@@ -72,7 +72,6 @@ def main(argv: list[str] | None = None) -> dict:
     model = modeling.classifier_for(model_args, job.model_path, labels, tokenizer, head_args)
     max_len = modeling.fit_max_length(data_args.max_seq_length, model.config)
     model = strategies.apply(model, model_args, task_type=TASK.peft_task_type)
-    trainable, total = strategies.count_parameters(model)
 
     # ---- 4. tokenise (cached by `datasets`), Trainer, train and evaluate
     with training_args.main_process_first(desc="tokenizing"):
@@ -94,7 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
     body = contrastive.train_if_asked(head_args, model_args, model, tokenized["train"], trainer.data_collator,
                                       training_args)  # fmt: skip
     metrics = run.train(job, trainer, tokenized)
-    metrics.update(trainable_params=trainable, total_params=total, **adapt.metrics, **body)
+    metrics.update(**adapt.metrics, **body)
 
     # ---- 5. finish: save, round trip checked and recorded, card, metrics.json last, push
     return run.finish(

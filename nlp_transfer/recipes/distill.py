@@ -139,7 +139,6 @@ def main(argv: list[str] | None = None) -> dict:
 
     # ---- 5. student strategy, tokenise, Trainer, train and evaluate
     student = strategies.apply(pair.student, dist_args, task_type=TASK.peft_task_type)
-    trainable, total = strategies.count_parameters(student)
     with training_args.main_process_first(desc="tokenizing"):
         tokenized = data.tokenize_classification(dd, pair.student_tok, max_seq_length=student_len)
     for split, arr in logits.items():
@@ -149,7 +148,6 @@ def main(argv: list[str] | None = None) -> dict:
         compute_metrics=make_compute_metrics(PROBLEM),
     )  # fmt: skip
     metrics = run.train(job, trainer, tokenized)
-    metrics.update(trainable_params=trainable, total_params=total)
 
     # ---- 6. finish: student folder, round trip checked and recorded, compression report, card, metrics.json last
     n_unlabelled = len(dd["train"]) - n_labelled

@@ -106,7 +106,6 @@ def main(argv: list[str] | None) -> dict:
 
     # ---- 5. student strategy, Trainer, train and evaluate each held-out split (its answers kept)
     student = strategies.apply(pair.student, dist_args, task_type=TASK.peft_task_type)
-    trainable, total = strategies.count_parameters(student)
     metric_args = qa.postprocess_settings(data_args, pair.student_tok)
     answers: dict[str, dict] = {s: {} for s in dd}
 
@@ -120,7 +119,6 @@ def main(argv: list[str] | None) -> dict:
     metrics = run.train(
         job, trainer, inputs, before_evaluate=lambda split: setattr(trainer, "compute_metrics", compute_metrics(split))
     )
-    metrics.update(trainable_params=trainable, total_params=total)
 
     # ---- 6. finish: the QA folder (own pipeline), round trip checked and recorded, compression report, card
     examples, expected = qa.round_trip_examples(

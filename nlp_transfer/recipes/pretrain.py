@@ -82,7 +82,6 @@ def main(argv: list[str] | None = None) -> dict:
     max_len = modeling.fit_max_length(data_args.max_seq_length, model.config)
     model = strategies.apply(model, model_args, task_type=job.task.peft_task_type)
     pretraining.check_trains_backbone(model)
-    trainable, total = strategies.count_parameters(model)
 
     # ---- 4. rows (blocks or documents; held-out masked once), Trainer, perplexity before, train, perplexity after
     rows = pretraining.tokenize(
@@ -106,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     before = pretraining.evaluate_before(trainer, rows["validation"], new_head=bool(head["new"]))
     metrics = run.train(job, trainer, rows)
-    metrics.update(before, trainable_params=trainable, total_params=total, objective=objective)
+    metrics.update(before, objective=objective)
 
     # ---- 5. finish: save, round trip (fill-mask pipeline | AutoModelForCausalLM) recorded, card, metrics.json last
     make_inputs = fill_mask_inputs if objective == "mlm" else causal_inputs  # held-out texts first

@@ -98,7 +98,6 @@ def main(argv: list[str] | None = None) -> dict:
     max_len = modeling.fit_max_length(data_args.max_seq_length, model.config)
     qa.check_window_budget(tokenizer, max_seq_length=max_len, doc_stride=data_args.doc_stride)
     model = strategies.apply(model, model_args, task_type=TASK.peft_task_type)
-    trainable, total = strategies.count_parameters(model)
 
     # ---- 4. windows (cached by `datasets`), Trainer, train and evaluate
     with training_args.main_process_first(desc="windowing"):
@@ -127,7 +126,6 @@ def main(argv: list[str] | None = None) -> dict:
     if "validation" in dd:
         point_metrics_at("validation")
     metrics = run.train(job, trainer, inputs, before_evaluate=point_metrics_at)
-    metrics.update(trainable_params=trainable, total_params=total)
 
     # ---- 5. finish: the held-out questions the recipe answered (or a few training ones) must come back the same
     examples, expected = qa.round_trip_examples(

@@ -114,7 +114,6 @@ def main(argv: list[str] | None = None) -> dict:
     max_len = modeling.fit_max_length(data_args.max_seq_length, model.config)
     model.config.update(sent_args.config_entries())  # how it reads long texts travels in config.json
     model = strategies.apply(model, model_args, task_type=TASK.peft_task_type)
-    trainable, total = strategies.count_parameters(model)
 
     # ---- 4. tokenise for the long-text strategy (cached by `datasets`), Trainer, train and evaluate
     with training_args.main_process_first(desc="tokenizing"):
@@ -146,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
     body = contrastive.train_if_asked(head_args, model_args, model, tokenized["train"], trainer.data_collator,
                                       training_args)  # fmt: skip
     metrics = run.train(job, trainer, tokenized, before_evaluate=point_metrics_at)
-    metrics.update(trainable_params=trainable, total_params=total, label_scheme=scheme, **adapt.metrics, **body)
+    metrics.update(label_scheme=scheme, **adapt.metrics, **body)
 
     # ---- 5. finish: the pipeline sees each text the way the model was trained to read it (head_tail: cut first)
     texts = round_trip_inputs(dd)

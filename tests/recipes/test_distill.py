@@ -233,6 +233,49 @@ def test_pretrained_student_other_width_hidden_and_attention_losses(teacher, sen
     assert names == ["negative", "positive"]
 
 
+def test_search_covers_temperature_and_alpha(teacher, sentiment_files, tmp_path, monkeypatch):
+    """--hpo_trials on distill searches T and alpha: each trial's loss runs at its own values, every trial starts
+    from the same student and projections (the same setting scores the same), and the folder's report names the
+    best values, retrained."""
+    pytest.importorskip("optuna")
+    from nlp_transfer import search
+    from nlp_transfer.distillation import trainer as dt
+
+    monkeypatch.setitem(search.SPACES, "full", {"learning_rate": ("choice", [5e-3]),
+                                                "num_train_epochs": ("choice", [3])})  # fmt: skip
+    monkeypatch.setattr(dt.DistillationTrainer, "hpo_space", {"temperature": ("choice", [1.0, 6.0]),
+                                                              "alpha": ("choice", [0.2, 0.9])})  # fmt: skip
+    used, loss = [], dt.distillation_loss
+
+    def recording(*a, temperature, alpha, **k):
+        used.append((temperature, alpha))
+        return loss(*a, temperature=temperature, alpha=alpha, **k)
+
+    monkeypatch.setattr(dt, "distillation_loss", recording)
+    small = make_tiny_bert(str(tmp_path / "small"), num_layers=2, hidden=16, seed=3)  # narrower: projections train
+    out = tmp_path / "s"
+    m = distill(teacher, sentiment_files, out, "--student_name_or_path", small, "--hidden_weight", "1.0",
+                "--measure_speed", "false",
+                "--hpo_trials", "4", "--eval_strategy", "epoch", "--metric_for_best_model", "loss")  # fmt: skip
+    import csv
+
+    with open(out / "hpo_trials.csv", newline="") as f:
+        trials = [t for t in csv.DictReader(f) if t["state"] == "complete"]
+    settings = [(float(t["temperature"]), float(t["alpha"])) for t in trials]
+    assert set(settings) <= set(used) and len(set(settings)) > 1  # each trial's loss ran at its values
+    scores = {}
+    for t, key in zip(trials, settings):
+        scores.setdefault(key, set()).add(t["eval_loss"])
+    assert all(len(v) == 1 for v in scores.values())  # students and projections reset between trials
+    best = next(t for t in trials if int(t["trial"]) == m["hpo_best_trial"])
+    assert used[-1] == (float(best["temperature"]), float(best["alpha"]))  # the retrained run: the best values
+    assert m["eval_loss"] == pytest.approx(float(best["eval_loss"]))
+    rep = json.loads((out / "compression_report.json").read_text())["distillation"]
+    assert (rep["temperature"], rep["alpha"]) == (float(best["temperature"]), float(best["alpha"]))
+    cfg = (out / "run_config.yaml").read_text()
+    assert f"temperature: {float(best['temperature'])}" in cfg and f"alpha: {float(best['alpha'])}" in cfg
+
+
 def test_student_with_another_tokenizer(teacher, sentiment_files, tiny_gpt2, tmp_path):
     out = tmp_path / "gpt2-student"
     m = distill(teacher, sentiment_files, out, "--student_name_or_path", tiny_gpt2, "--measure_speed", "false")

@@ -349,3 +349,28 @@ def test_bad_input_is_one_line_and_writes_nothing(refusals, case):
     for r in runs:
         one_error_line(r, BAD[case][1])
     assert not out.exists() and not Path(f"{out}-cli").exists()
+
+
+def test_search_with_dann_and_a_rebuilt_adapter(tiny_bert, sentiment_files, target, tmp_path, monkeypatch):
+    """--hpo_trials over LoRA r with dann: each trial's new adapter model gets the feature hook, and the
+    discriminator and target batches start again (the same setting scores the same)."""
+    pytest.importorskip("optuna")
+    import csv
+
+    from nlp_transfer import search
+
+    monkeypatch.setitem(search.SPACES, "lora", {"learning_rate": ("choice", [1e-2]), "lora_r": ("choice", [2, 8]),
+                                                "lora_alpha": ("choice", [16])})  # fmt: skip
+    out = tmp_path / "hpo"
+    m = run(classify, tiny_bert, sentiment_files, target, out, "--domain_adaptation", "dann", "--strategy", "lora",
+            "--hpo_trials", "4", "--eval_strategy", "steps", "--eval_steps", "3", "--save_strategy", "no",
+            "--metric_for_best_model", "loss")  # fmt: skip
+    with open(out / "hpo_trials.csv", newline="") as f:
+        trials = [t for t in csv.DictReader(f) if t["state"] == "complete"]
+    losses = {}
+    for t in trials:
+        losses.setdefault(t["lora_r"], set()).add(t["eval_loss"])
+    assert len(losses) == 2 and all(len(v) == 1 for v in losses.values())
+    best = next(t for t in trials if int(t["trial"]) == m["hpo_best_trial"])
+    assert json.loads((out / "adapter_config.json").read_text())["r"] == int(best["lora_r"])
+    assert m["eval_loss"] == pytest.approx(float(best["eval_loss"])) and m["domain_adaptation"] == "dann"

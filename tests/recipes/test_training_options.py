@@ -261,6 +261,47 @@ def test_search_picks_the_best_trial_by_validation_and_retrains_it(tiny_bert, tm
     assert not [d for d in os.listdir(out) if d.startswith("run-")]  # trials leave nothing behind
 
 
+def _trials(folder):
+    import csv
+
+    with open(folder / "hpo_trials.csv", newline="") as f:
+        return [t for t in csv.DictReader(f) if t["state"] == "complete"]
+
+
+def test_search_rebuilds_the_lora_adapter_per_trial(tiny_bert, tmp_path, monkeypatch):
+    """LoRA r/alpha are searched: each trial trains an adapter of its own r (trainable parameters), and the folder's
+    adapter is the best trial's shape, retrained to the same validation accuracy."""
+    pytest.importorskip("optuna")
+    from nlp_transfer import search
+
+    space = {"learning_rate": ("choice", [5e-2]), "num_train_epochs": ("choice", [6]),
+             "lora_r": ("choice", [2, 16]), "lora_alpha": ("choice", [4, 32])}  # fmt: skip
+    monkeypatch.setitem(search.SPACES, "lora", space)
+    data = files(tmp_path, sentiment_rows(32), sentiment_rows(16, seed=1))
+    out = tmp_path / "hpo"
+    m = classify(tiny_bert, data, out, "--strategy", "lora", "--hpo_trials", "4", "--save_strategy", "no",
+                 "--eval_strategy", "epoch", "--seed", "3")  # fmt: skip
+    trials = _trials(out)
+    by_r = {int(t["lora_r"]): int(t["trainable_params"]) for t in trials}
+    assert len(by_r) == 2, "both adapter sizes were tried"
+    # every trial starts from the same weights: the same setting scores the same
+    scores = {(t["lora_r"], t["lora_alpha"]): set() for t in trials}
+    for t in trials:
+        scores[t["lora_r"], t["lora_alpha"]].add(t["eval_accuracy"])
+    assert all(len(v) == 1 for v in scores.values()) and len({min(v) for v in scores.values()}) > 1
+    # tiny BERT: 2 layers x (query, value) LoRA pairs of hidden 32 -> r * (32 + 32) per pair, plus the same head
+    assert by_r[16] - by_r[2] == 2 * 2 * (16 - 2) * (32 + 32)
+    best = next(t for t in trials if int(t["trial"]) == m["hpo_best_trial"])
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert (adapter["r"], adapter["lora_alpha"]) == (int(best["lora_r"]), int(best["lora_alpha"]))
+    assert m["trainable_params"] == int(best["trainable_params"])
+    assert m["eval_accuracy"] == pytest.approx(float(best["eval_accuracy"]))
+    cfg = (out / "run_config.yaml").read_text()
+    assert f"lora_r: {best['lora_r']}" in cfg and f"lora_alpha: {best['lora_alpha']}" in cfg
+    card = (out / "README.md").read_text()
+    assert f"LoRA: r={best['lora_r']}, alpha={best['lora_alpha']}" in card and "lora_r in [2, 16]" in card
+
+
 def test_search_refusals(tiny_bert, tmp_path):
     data = files(tmp_path, sentiment_rows(16), sentiment_rows(8, seed=1))
     with pytest.raises(NLPTransferError, match="--hpo_trials must be at least 1"):
