@@ -8,6 +8,8 @@ and the few-shot methods (``--methods``) against the `setfit` library as the pee
                                                              # -> results/few_shot_methods.json
     python benchmarks/few_shot.py --methods contrastive setfit --datasets ag_news --shots 8 --add
                                                              # merged into it (a rerun replaces its own rows)
+    python benchmarks/few_shot.py --methods frozen_mean contrastive setfit --model <all-mpnet-base-v2 folder> --add
+                                                             # another body (OFFLINE_ASSETS.md: MPNet), its own rows
 
 Methods (every one sees the same K-per-class sample for a (dataset, K, seed)):
 
@@ -17,6 +19,8 @@ Methods (every one sees the same K-per-class sample for a (dataset, K, seed)):
     contrastive    frozen_mean after --contrastive_iterations 20 (SetFit's method, in the classify recipe)
     setfit         the setfit library itself (1.2.0, its defaults: oversampled pairs, 1 epoch, body lr 2e-5,
                    logistic-regression head), same body, max_length and seed; skipped with a note if not installed
+    setfit_pairs20 setfit with num_iterations=20: the pair budget of `contrastive` (per example 20 rounds of
+                   one same-label and one other-label partner)
 
 For every (dataset, K, seed) two classify-recipe runs see the same K-per-class sample (drawn with that seed):
 ``pretrained`` starts from sentence-transformers/all-MiniLM-L6-v2, ``scratch`` from a copy of its architecture and
@@ -36,6 +40,7 @@ near the majority-class rate). Writes benchmarks/results/few_shot.json with ever
 import argparse
 import csv
 import gzip
+import itertools
 import json
 import os
 import random
@@ -95,7 +100,12 @@ def random_init_copy(folder, seed):
     return folder
 
 
-METHODS = ("plain", "frozen_model", "frozen_mean", "contrastive", "setfit")
+def name_of(body) -> str:
+    """A body's name in the results: MiniLM-L6 by default, else the folder's name (no local path)."""
+    return "all-MiniLM-L6-v2" if body is None else os.path.basename(os.path.normpath(body))
+
+
+METHODS = ("plain", "frozen_model", "frozen_mean", "contrastive", "setfit", "setfit_pairs20")
 OURS = {
     "frozen_model": ["--strategy", "frozen", "--head_solver", "lbfgs"],
     "frozen_mean": ["--strategy", "frozen", "--head_solver", "lbfgs", "--pooling", "mean"],
@@ -104,8 +114,9 @@ OURS = {
 }  # fmt: skip
 
 
-def run_setfit(train, ev, max_length, seed, smoke):
-    """The peer row: setfit's own trainer on the same csv files, scored on the same evaluation rows."""
+def run_setfit(train, ev, max_length, seed, smoke, body=None, num_iterations=None):
+    """The peer row: setfit's own trainer on the same csv files, scored on the same evaluation rows
+    (``num_iterations``: setfit's pair count per example instead of its default oversampling)."""
     import time
 
     from datasets import Dataset
@@ -122,16 +133,19 @@ def run_setfit(train, ev, max_length, seed, smoke):
     train_ds, eval_ds = load(train), load(ev)
     if smoke:
         eval_ds = eval_ds.select(range(32))
-    model = SetFitModel.from_pretrained(resolve_model_path(accuracy.MODEL), labels=sorted(set(train_ds["label"])))
+    body = body or accuracy.MODEL
+    model = SetFitModel.from_pretrained(resolve_model_path(body), labels=sorted(set(train_ds["label"])))
+    extra = {"num_iterations": num_iterations} if num_iterations else {}
     args = TrainingArguments(seed=seed, max_length=max_length, report_to="none", save_strategy="no",
-                             max_steps=4 if smoke else -1, show_progress_bar=False)  # fmt: skip
+                             max_steps=4 if smoke else -1, show_progress_bar=False, **extra)  # fmt: skip
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds)
     trainer.train()
     pred = model.predict(eval_ds["text"])
     acc = sum(p == y for p, y in zip(pred, eval_ds["label"])) / len(eval_ds)
     return {"seed": seed, "accuracy": round(acc, 4), "wall_s": round(time.time() - t, 1),
-            "command": f"setfit {__import__('setfit').__version__}: SetFitModel.from_pretrained(MiniLM-L6) + "
-                       f"setfit.Trainer(TrainingArguments(seed={seed}, max_length={max_length}))"}  # fmt: skip
+            "command": f"setfit {__import__('setfit').__version__}: SetFitModel.from_pretrained({name_of(body)}) + "
+                       f"setfit.Trainer(TrainingArguments(seed={seed}, max_length={max_length}"
+                       + "".join(f", {k}={v}" for k, v in extra.items()) + "))"}  # fmt: skip
 
 
 def methods_main(a):
@@ -145,37 +159,55 @@ def methods_main(a):
                 for k in a.shots:
                     train = sample(by_class, k, seed, os.path.join(work, f"train-{k}-{seed}.csv"))
                     for method in a.methods:
-                        if method == "setfit":
+                        if method.startswith("setfit"):
                             try:
                                 import setfit  # noqa: F401
                             except ImportError:
                                 print("setfit is not installed (pip install setfit==1.2.0): no peer row", flush=True)
                                 continue
-                            r = run_setfit(train, ev, max_length, seed, a.smoke)
+                            r = run_setfit(
+                                train,
+                                ev,
+                                max_length,
+                                seed,
+                                a.smoke,
+                                a.model,
+                                num_iterations=20 if method == "setfit_pairs20" else None,
+                            )
                         else:
                             data = ["--train_file", train, "--validation_file", ev, *opts]
                             extra = [*OURS[method], "--eval_strategy", "no"]
                             if a.smoke:  # a tiny budget: 32 evaluation rows, one round of pairs
                                 extra += ["--max_eval_samples", "32"]
                                 extra += ["--contrastive_iterations", "1"] if method == "contrastive" else []
+                            body = a.model or accuracy.MODEL
                             r = accuracy.run("sst2", seed, OURS[method][1], False, work, extra=extra, data=data,
-                                             name=f"out-{k}-{seed}-{method}")  # fmt: skip
-                        r.update(dataset=dataset, shots_per_class=k, method=method)
+                                             name=f"out-{k}-{seed}-{method}", model=body)  # fmt: skip
+                            if a.model:
+                                r["command"] = r["command"].replace(a.model, name_of(a.model))
+                        r.update(dataset=dataset, shots_per_class=k, method=method, model=name_of(a.model))
                         runs.append(r)
                         print(dataset, k, seed, method, r["accuracy"], f"{r['wall_s']} s", flush=True)
     out = os.path.join(a.results, "few_shot_methods.json")
     if a.add and os.path.isfile(out):  # keep the earlier runs; a (dataset, K, seed, method) run now replaces its own
-        key = ("dataset", "shots_per_class", "seed", "method")
+        key = ("dataset", "shots_per_class", "seed", "method", "model")
         with open(out) as f:
-            new = {tuple(r[k] for k in key) for r in runs}
-            runs = [r for r in json.load(f)["runs"] if tuple(r[k] for k in key) not in new] + runs
+            old = json.load(f)["runs"]
+        for r in old:  # rows from before --model: MiniLM-L6
+            r.setdefault("model", name_of(None))
+        new = {tuple(r[k] for k in key) for r in runs}
+        runs = [r for r in old if tuple(r[k] for k in key) not in new] + runs
     summary = {}
     for dataset in sorted({r["dataset"] for r in runs}):
         for k in sorted({r["shots_per_class"] for r in runs}):
-            for method in METHODS:
-                rs = [r for r in runs if (r["dataset"], r["shots_per_class"], r["method"]) == (dataset, k, method)]
+            for method, body in itertools.product(METHODS, sorted({r["model"] for r in runs})):
+                rs = [
+                    r
+                    for r in runs
+                    if (r["dataset"], r["shots_per_class"], r["method"], r["model"]) == (dataset, k, method, body)
+                ]
                 if rs:
-                    summary[f"{dataset} K={k} {method}"] = {
+                    summary[f"{dataset} K={k} {method}" + ("" if body == name_of(None) else f" {body}")] = {
                         **accuracy.mean_std([r["accuracy"] for r in rs]),
                         "wall_s": round(sum(r["wall_s"] for r in rs) / len(rs), 1),
                     }
@@ -195,6 +227,7 @@ def main():
     p.add_argument("--results", default=os.path.join(accuracy.HERE, "results"))
     p.add_argument("--methods", nargs="+", choices=METHODS, default=["plain"])
     p.add_argument("--add", action="store_true", help="--methods: merge into results/few_shot_methods.json")
+    p.add_argument("--model", default=None, help="--methods: the body (a local folder; default MiniLM-L6)")
     a = p.parse_args()
     accuracy.require_shared()
     if a.methods != ["plain"]:
