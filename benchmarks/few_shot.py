@@ -211,7 +211,8 @@ def methods_main(a):
                         **accuracy.mean_std([r["accuracy"] for r in rs]),
                         "wall_s": round(sum(r["wall_s"] for r in rs) / len(rs), 1),
                     }
-    result = {"benchmark": "few-shot methods vs setfit", "model": accuracy.MODEL, "smoke": a.smoke,
+    result = {"benchmark": "few-shot methods vs setfit", "model": "per row (`model`; default all-MiniLM-L6-v2)",
+              "smoke": a.smoke,
               "machine": accuracy.machine(), "summary": summary, "runs": runs}  # fmt: skip
     if not a.smoke:
         accuracy.save(result, out)

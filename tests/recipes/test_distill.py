@@ -233,6 +233,27 @@ def test_pretrained_student_other_width_hidden_and_attention_losses(teacher, sen
     assert names == ["negative", "positive"]
 
 
+def test_projection_gradients_are_cleared_after_each_step(tmp_path):
+    """The Trainer zeroes the model's gradients only: the projections' must be cleared after every optimizer step,
+    or they sum over the whole run."""
+    from transformers import AutoModelForSequenceClassification, TrainingArguments
+
+    student = AutoModelForSequenceClassification.from_pretrained(make_tiny_bert(str(tmp_path / "s"), hidden=16))
+    teacher = AutoModelForSequenceClassification.from_pretrained(make_tiny_bert(str(tmp_path / "t")))
+    projections = distillation.make_projections(16, 32, 2)
+    trainer = distillation.DistillationTrainer(
+        model=student, args=TrainingArguments(str(tmp_path / "out"), report_to="none"), teacher=teacher,
+        hidden_weight=1.0, projections=projections,
+    )  # fmt: skip
+    optimizer = trainer.create_optimizer()
+    for p in projections.parameters():
+        p.grad = torch.ones_like(p)
+    before = [p.detach().clone() for p in projections.parameters()]
+    optimizer.step()
+    assert all(p.grad is None for p in projections.parameters())
+    assert any(not torch.equal(a, p) for a, p in zip(before, projections.parameters()))  # and they did train
+
+
 def test_search_covers_temperature_and_alpha(teacher, sentiment_files, tmp_path, monkeypatch):
     """--hpo_trials on distill searches T and alpha: each trial's loss runs at its own values, every trial starts
     from the same student and projections (the same setting scores the same), and the folder's report names the
